@@ -1,0 +1,524 @@
+//! The MDE endpoint catalog: one data table that DNS names, certificates, probes, pins, the
+//! proxies' destination tables and the reports all derive from.
+//!
+//! It is built from two tables: [`regions::REGIONS`] (one row per geography, giving its
+//! datacenters, storage accounts and host prefixes) and [`shared`] (worldwide hosts and the
+//! wildcard host families). Every row cites its source in `reference/mde-network-facts.md`
+//! (`S1`, `S10`…); names that no public source lists are marked `inferred`.
+
+mod regions;
+mod shared;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::LazyLock;
+
+use mdelab_certs::Profile;
+use serde::Serialize;
+
+pub use regions::{REGIONS, RegionSpec};
+
+/// A geography a tenant's data lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// United States.
+    Us,
+    /// Europe.
+    Eu,
+    /// United Kingdom.
+    Uk,
+    /// Australia.
+    Au,
+    /// Switzerland.
+    Ch,
+    /// India.
+    In,
+}
+
+impl Region {
+    /// Every region, in catalog order.
+    pub const ALL: [Self; 6] = [Self::Us, Self::Eu, Self::Uk, Self::Au, Self::Ch, Self::In];
+
+    /// The short lowercase name used on the command line ("us", "eu"…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Us => "us",
+            Self::Eu => "eu",
+            Self::Uk => "uk",
+            Self::Au => "au",
+            Self::Ch => "ch",
+            Self::In => "in",
+        }
+    }
+
+    /// The region's row in [`REGIONS`].
+    pub fn spec(self) -> &'static RegionSpec {
+        REGIONS
+            .iter()
+            .find(|r| r.region == self)
+            .unwrap_or(&REGIONS[0])
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Region {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|r| {
+                r.name() == lower
+                    || r.spec().partner_geo.eq_ignore_ascii_case(s)
+                    || r.spec().maps_geo == lower
+            })
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|r| r.name()).collect();
+                format!(
+                    "unknown region {s:?} (expected one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// How a device is onboarded: which set of URLs it talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connectivity {
+    /// Service-specific host names per region (winatp-gw-*, *-v20.events.data…, blob accounts).
+    Standard,
+    /// One domain, `*.endpoint.security.microsoft.com`.
+    Streamlined,
+}
+
+impl Connectivity {
+    /// Both models.
+    pub const ALL: [Self; 2] = [Self::Standard, Self::Streamlined];
+
+    /// The lowercase name ("standard", "streamlined").
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Streamlined => "streamlined",
+        }
+    }
+}
+
+impl fmt::Display for Connectivity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Connectivity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "standard" => Ok(Self::Standard),
+            "streamlined" => Ok(Self::Streamlined),
+            other => Err(format!(
+                "unknown connectivity model {other:?} (expected standard or streamlined)"
+            )),
+        }
+    }
+}
+
+/// Which connectivity models an endpoint belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Models {
+    /// Only devices onboarded with the standard package.
+    Standard,
+    /// Only devices onboarded with the streamlined package.
+    Streamlined,
+    /// Both (worldwide hosts such as CRL/CTL).
+    Both,
+}
+
+impl Models {
+    /// Whether a device on `model` uses this endpoint.
+    pub fn includes(self, model: Connectivity) -> bool {
+        matches!(
+            (self, model),
+            (Self::Both, _)
+                | (Self::Standard, Connectivity::Standard)
+                | (Self::Streamlined, Connectivity::Streamlined)
+        )
+    }
+}
+
+/// The service family an endpoint belongs to (the Client Analyzer's URL groups, and more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Service {
+    /// EDR command and control (CnC gateway; also carries Live Response actions).
+    CommandAndControl,
+    /// EDR cyber data (1DS / OneCollector on the v20 hosts).
+    CyberData,
+    /// Automated investigation (Auto-IR) sample storage.
+    AutoIr,
+    /// Malware sample submission storage.
+    SampleUpload,
+    /// Cloud-delivered protection (MAPS).
+    CloudProtection,
+    /// Security settings management (MdeConfigMgr / SenseCM).
+    ConfigManager,
+    /// Certificate revocation and trust lists on port 80.
+    CrlCtl,
+    /// Connected User Experiences and Telemetry, settings and vortex hosts.
+    Telemetry,
+    /// Live Response push (WNS) and sign-in hosts.
+    LiveResponse,
+    /// SmartScreen and network protection.
+    SmartScreen,
+    /// Defender Core service (1DS telemetry and ECS configuration).
+    CoreService,
+    /// Product and definition updates.
+    Updates,
+}
+
+impl Service {
+    /// The kebab-case name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CommandAndControl => "command-and-control",
+            Self::CyberData => "cyber-data",
+            Self::AutoIr => "auto-ir",
+            Self::SampleUpload => "sample-upload",
+            Self::CloudProtection => "cloud-protection",
+            Self::ConfigManager => "config-manager",
+            Self::CrlCtl => "crl-ctl",
+            Self::Telemetry => "telemetry",
+            Self::LiveResponse => "live-response",
+            Self::SmartScreen => "smartscreen",
+            Self::CoreService => "core-service",
+            Self::Updates => "updates",
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// URL scheme of an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// TLS on port 443.
+    Https,
+    /// Plain HTTP on port 80 (CRL/CTL).
+    Http,
+}
+
+impl Scheme {
+    /// The standard port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Https => 443,
+            Self::Http => 80,
+        }
+    }
+
+    /// "https" or "http".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Https => "https",
+            Self::Http => "http",
+        }
+    }
+}
+
+/// The HTTP method of a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ProbeMethod {
+    /// GET.
+    Get,
+    /// HEAD.
+    Head,
+    /// POST with an empty body.
+    Post,
+}
+
+impl ProbeMethod {
+    /// The method name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+        }
+    }
+}
+
+/// How a URL answers a connectivity probe (reference §1.7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    /// Method the probe uses.
+    pub method: ProbeMethod,
+    /// Path and query (e.g. `/test`, `/packages/?ostype=mac`).
+    pub path: String,
+    /// The status a healthy route gets.
+    pub status: u16,
+    /// The exact body, when the reference gives one (e.g. `OK`).
+    pub body: Option<&'static str>,
+}
+
+/// One URL of the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// Host name (lowercase).
+    pub host: String,
+    /// TCP port (443 or 80).
+    pub port: u16,
+    /// https or http.
+    pub scheme: Scheme,
+    /// Service family.
+    pub service: Service,
+    /// Region, or `None` for worldwide hosts.
+    pub region: Option<Region>,
+    /// Which connectivity models use it.
+    pub models: Models,
+    /// Which lab chain serves its certificate (`None` for plain HTTP).
+    #[serde(serialize_with = "serialize_profile")]
+    pub profile: Option<Profile>,
+    /// Whether the sensor pins the chain (pinned-profile CAs) on this URL.
+    pub pinned: bool,
+    /// The connectivity probe and its expected answer.
+    pub probe: Probe,
+    /// Where the fact comes from (`S1`, `S10`…, or `inferred`).
+    pub source: &'static str,
+}
+
+impl Endpoint {
+    /// The probe URL, e.g. `https://winatp-gw-cus.microsoft.com/test`.
+    pub fn url(&self) -> String {
+        if self.port == self.scheme.default_port() {
+            format!("{}://{}{}", self.scheme.name(), self.host, self.probe.path)
+        } else {
+            format!(
+                "{}://{}:{}{}",
+                self.scheme.name(),
+                self.host,
+                self.port,
+                self.probe.path
+            )
+        }
+    }
+
+    /// Whether a device of `region` onboarded with `model` uses this URL.
+    pub fn applies_to(&self, region: Region, model: Connectivity) -> bool {
+        self.region.is_none_or(|r| r == region) && self.models.includes(model)
+    }
+}
+
+fn serialize_profile<S: serde::Serializer>(p: &Option<Profile>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_str(p.name()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A family of host names served by pattern (`*.blob.core.windows.net`) rather than listed one
+/// by one: storage accounts, WNS front-ends and the like.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostFamily {
+    /// `*.suffix` pattern.
+    pub pattern: &'static str,
+    /// Service family of hosts in it.
+    pub service: Service,
+    /// Which lab chain serves their certificates.
+    #[serde(serialize_with = "serialize_profile")]
+    pub profile: Option<Profile>,
+    /// Whether the sensor pins them.
+    pub pinned: bool,
+    /// What the account/host root answers (400 for blob accounts without a container).
+    pub root_status: u16,
+}
+
+/// What the lab needs to know to serve one host name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostInfo {
+    /// Service family.
+    pub service: Service,
+    /// Certificate chain.
+    pub profile: Profile,
+    /// Whether the sensor pins it.
+    pub pinned: bool,
+}
+
+/// The whole catalog.
+#[derive(Debug)]
+pub struct Catalog {
+    endpoints: Vec<Endpoint>,
+    families: Vec<HostFamily>,
+    /// Exact HTTPS host → what serves it; derived from `endpoints` once.
+    https_hosts: BTreeMap<String, HostInfo>,
+}
+
+static MDE: LazyLock<Catalog> = LazyLock::new(|| {
+    let mut endpoints = Vec::new();
+    for spec in REGIONS {
+        regions::push_endpoints(spec, &mut endpoints);
+    }
+    shared::push_endpoints(&mut endpoints);
+    Catalog::new(endpoints, shared::families())
+});
+
+impl Catalog {
+    /// The MDE catalog.
+    pub fn mde() -> &'static Self {
+        &MDE
+    }
+
+    fn new(endpoints: Vec<Endpoint>, families: Vec<HostFamily>) -> Self {
+        let https_hosts = endpoints
+            .iter()
+            .filter_map(|e| {
+                let profile = e.profile?;
+                Some((
+                    e.host.clone(),
+                    HostInfo {
+                        service: e.service,
+                        profile,
+                        pinned: e.pinned,
+                    },
+                ))
+            })
+            .collect();
+        Self {
+            endpoints,
+            families,
+            https_hosts,
+        }
+    }
+
+    /// Every URL.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The URLs a device of `region` onboarded with `model` uses.
+    pub fn for_device(
+        &self,
+        region: Region,
+        model: Connectivity,
+    ) -> impl Iterator<Item = &Endpoint> {
+        self.endpoints
+            .iter()
+            .filter(move |e| e.applies_to(region, model))
+    }
+
+    /// The wildcard host families.
+    pub fn families(&self) -> &[HostFamily] {
+        &self.families
+    }
+
+    /// Exact HTTPS host names, sorted.
+    pub fn https_hosts(&self) -> impl Iterator<Item = &str> {
+        self.https_hosts.keys().map(String::as_str)
+    }
+
+    /// Exact plain-HTTP host names, sorted and unique.
+    pub fn http_hosts(&self) -> Vec<&str> {
+        let mut hosts: Vec<&str> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.scheme == Scheme::Http)
+            .map(|e| e.host.as_str())
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        hosts
+    }
+
+    /// Every name the lab DNS must answer: exact hosts and `*.suffix` family patterns.
+    pub fn dns_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.endpoints.iter().map(|e| e.host.clone()).collect();
+        names.extend(self.families.iter().map(|f| f.pattern.to_owned()));
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The family whose pattern matches `host`, the longest suffix winning.
+    pub fn family_of(&self, host: &str) -> Option<&HostFamily> {
+        let host = normalise(host);
+        self.families
+            .iter()
+            .filter(|f| matches_pattern(f.pattern, &host))
+            .max_by_key(|f| f.pattern.len())
+    }
+
+    /// How an HTTPS host is served: exact catalog hosts first, then families.
+    pub fn https_host(&self, host: &str) -> Option<HostInfo> {
+        let host = normalise(host);
+        if let Some(info) = self.https_hosts.get(&host) {
+            return Some(*info);
+        }
+        let family = self.family_of(&host)?;
+        Some(HostInfo {
+            service: family.service,
+            profile: family.profile?,
+            pinned: family.pinned,
+        })
+    }
+
+    /// Whether `host` is a lab host on `port` (exact or in a family).
+    pub fn serves(&self, host: &str, port: u16) -> bool {
+        let host = normalise(host);
+        match port {
+            443 => self.https_host(&host).is_some(),
+            80 => self
+                .endpoints
+                .iter()
+                .any(|e| e.port == 80 && e.host == host),
+            _ => false,
+        }
+    }
+
+    /// The catalog probe for `host` and a request path (query included), if any.
+    pub fn probe_for(&self, host: &str, scheme: Scheme, path_and_query: &str) -> Option<&Endpoint> {
+        let host = normalise(host);
+        self.endpoints
+            .iter()
+            .find(|e| e.scheme == scheme && e.host == host && e.probe.path == path_and_query)
+    }
+}
+
+/// Lowercases and strips a trailing dot and a port.
+pub fn normalise(host: &str) -> String {
+    let host = host.trim_end_matches('.');
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.contains(':') => h,
+        _ => host,
+    };
+    host.to_ascii_lowercase()
+}
+
+/// Whether `host` matches an exact name or a `*.suffix` pattern (any depth below the suffix).
+pub fn matches_pattern(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len() + 1 && host.ends_with(suffix) && {
+                host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+            }
+        }
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+use super::*;
+
+#[test]
+fn every_region_has_both_models_and_the_core_services() {
+    let catalog = Catalog::mde();
+    for region in Region::ALL {
+        for model in Connectivity::ALL {
+            let services: std::collections::BTreeSet<Service> = catalog
+                .for_device(region, model)
+                .map(|e| e.service)
+                .collect();
+            for needed in [
+                Service::CommandAndControl,
+                Service::CyberData,
+                Service::AutoIr,
+                Service::SampleUpload,
+                Service::CloudProtection,
+                Service::CrlCtl,
+            ] {
+                assert!(
+                    services.contains(&needed),
+                    "{region} {model} lacks {needed}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn reference_probes_have_their_expected_answers() {
+    let catalog = Catalog::mde();
+    let find = |url: &str| {
+        catalog
+            .endpoints()
+            .iter()
+            .find(|e| e.url() == url)
+            .unwrap_or_else(|| panic!("{url} missing"))
+    };
+    assert_eq!(
+        find("https://winatp-gw-cus.microsoft.com/test")
+            .probe
+            .status,
+        200
+    );
+    assert!(find("https://winatp-gw-cus.microsoft.com/test").pinned);
+    assert_eq!(
+        find("https://mdav.us.endpoint.security.microsoft.com/mdav/test")
+            .probe
+            .status,
+        404
+    );
+    assert_eq!(
+        find("https://ussus1eastprod.blob.core.windows.net/")
+            .probe
+            .status,
+        400
+    );
+    assert!(!find("https://ussus1eastprod.blob.core.windows.net/").pinned);
+    let xcp = find("https://unitedstates.x.cp.wd.microsoft.com/api/report");
+    assert_eq!((xcp.probe.status, xcp.probe.body), (200, Some("OK")));
+    assert_eq!(
+        find("https://us-v20.events.data.microsoft.com/ping")
+            .probe
+            .status,
+        200
+    );
+    assert_eq!(find("http://crl.microsoft.com/").probe.status, 400);
+    assert_eq!(find("http://ctldl.windowsupdate.com/").port, 80);
+}
+
+#[test]
+fn host_lookup_prefers_exact_hosts_then_longest_family() {
+    let catalog = Catalog::mde();
+    let exact = catalog.https_host("WINATP-GW-CUS.microsoft.com.").unwrap();
+    assert!(exact.pinned);
+    assert_eq!(exact.profile, Profile::Pinned);
+    let blob = catalog
+        .https_host("anyaccount.blob.core.windows.net")
+        .unwrap();
+    assert_eq!((blob.profile, blob.pinned), (Profile::Azure, false));
+    // x.cp.wd is Azure even though *.cp.wd is pinned: the longer suffix wins.
+    let xcp = catalog.https_host("newgeo.x.cp.wd.microsoft.com").unwrap();
+    assert_eq!(xcp.profile, Profile::Azure);
+    assert!(catalog.https_host("www.example.org").is_none());
+    assert!(
+        catalog.https_host("blob.core.windows.net").is_none(),
+        "a family does not match its own suffix"
+    );
+    assert!(catalog.serves("crl.microsoft.com", 80));
+    assert!(!catalog.serves("crl.microsoft.com", 8080));
+}
+
+#[test]
+fn dns_names_cover_every_host_and_family() {
+    let names = Catalog::mde().dns_names();
+    assert!(names.contains(&"us-v20.events.data.microsoft.com".to_owned()));
+    assert!(names.contains(&"*.blob.core.windows.net".to_owned()));
+    assert!(names.iter().all(|n| n == &n.to_ascii_lowercase()));
+}
+
+#[test]
+fn region_and_connectivity_parse_from_cli_words() {
+    assert_eq!("EU".parse::<Region>().unwrap(), Region::Eu);
+    assert_eq!("GW_UK".parse::<Region>().unwrap(), Region::Uk);
+    assert!(
+        "mars"
+            .parse::<Region>()
+            .unwrap_err()
+            .contains("expected one of")
+    );
+    assert_eq!(
+        "streamlined".parse::<Connectivity>().unwrap(),
+        Connectivity::Streamlined
+    );
+}

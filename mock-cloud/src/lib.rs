@@ -1,0 +1,26 @@
+//! The mock MDE cloud: the endpoint catalog and the listeners that serve it.
+//!
+//! One HTTPS listener serves every catalog host, choosing the certificate by SNI from the lab
+//! PKI (pinned or Azure profile, as the catalog says); one plain HTTP listener serves the
+//! port-80 hosts (CRL/CTL). Each host answers its catalog probes exactly; unknown paths 404.
+//!
+//! # Layout
+//! - [`catalog`]: the MDE endpoint catalog (regions × services × connectivity models), the one
+//!   table that DNS names, certificates, probes and pins derive from.
+//! - [`tls`]: SNI certificate selection and the rustls server configuration.
+//! - [`server`]: the listeners ([`spawn`], [`Running`]); the caller binds, this crate serves.
+//! - [`routes`]: HTTP routing per host and service family.
+//! - [`state`]: state shared by all connections.
+//! - [`error`]: the crate's [`Error`].
+
+pub mod catalog;
+pub mod error;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod tls;
+
+pub use catalog::{Catalog, Connectivity, Endpoint, HostInfo, Region, Scheme, Service};
+pub use error::Error;
+pub use server::{CloudConfig, Listeners, Running, spawn};
+pub use state::State;

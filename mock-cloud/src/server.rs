@@ -1,0 +1,278 @@
+//! The listeners: one HTTPS listener for every catalog host (certificate by SNI) and one plain
+//! HTTP listener for the port-80 hosts. The caller binds; this module serves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use mdelab_certs::Pki;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+
+use crate::catalog::{Catalog, Scheme};
+use crate::routes::{self, ConnInfo};
+use crate::tls::{CertStore, server_config};
+use crate::{Error, State};
+
+/// How the mock cloud serves.
+#[derive(Debug, Clone)]
+pub struct CloudConfig {
+    /// The catalog to serve.
+    pub catalog: &'static Catalog,
+    /// The PKI whose profiles sign the hosts' certificates.
+    pub pki: Pki,
+    /// How long a client may take to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long a client may take to send request headers (HTTP/1).
+    pub header_read_timeout: Duration,
+    /// Most concurrent connections per listener; further ones wait in the accept queue.
+    pub max_connections: usize,
+}
+
+impl CloudConfig {
+    /// The MDE catalog with default timeouts.
+    pub fn new(pki: Pki) -> Self {
+        Self {
+            catalog: Catalog::mde(),
+            pki,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// The listeners the caller bound.
+#[derive(Debug)]
+pub struct Listeners {
+    /// TLS listener for every HTTPS host.
+    pub https: TcpListener,
+    /// Plain HTTP listener for the port-80 hosts (CRL/CTL).
+    pub http: TcpListener,
+}
+
+/// The running mock cloud.
+#[derive(Debug)]
+pub struct Running {
+    https_addr: SocketAddr,
+    http_addr: SocketAddr,
+    state: State,
+    token: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Running {
+    /// Where the HTTPS listener is bound.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    /// Where the HTTP listener is bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The shared state (certificates, catalog).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Stops accepting, lets open connections finish their current exchange, and joins.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.token.cancel();
+        for (listener, task) in self.tasks {
+            task.await
+                .map_err(|source| Error::Join { listener, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts serving the catalog on the given listeners. Every catalog host's certificate is
+/// minted before this returns, so a caller that got `Ok` may declare the cloud ready.
+pub fn spawn(
+    listeners: Listeners,
+    config: CloudConfig,
+    parent: &CancellationToken,
+) -> Result<Running, Error> {
+    let https_addr = listeners
+        .https
+        .local_addr()
+        .map_err(|source| Error::LocalAddr {
+            listener: "https",
+            source,
+        })?;
+    let http_addr = listeners
+        .http
+        .local_addr()
+        .map_err(|source| Error::LocalAddr {
+            listener: "http",
+            source,
+        })?;
+    let certs = Arc::new(CertStore::new(config.catalog, config.pki.clone())?);
+    let tls = server_config(certs.clone())?;
+    let state = State::new(config.catalog, certs);
+    let token = parent.child_token();
+    let config = Arc::new(config);
+    let https = tokio::spawn(accept_loop(
+        listeners.https,
+        Scheme::Https,
+        Some(tls),
+        state.clone(),
+        config.clone(),
+        token.clone(),
+    ));
+    let http = tokio::spawn(accept_loop(
+        listeners.http,
+        Scheme::Http,
+        None,
+        state.clone(),
+        config,
+        token.clone(),
+    ));
+    Ok(Running {
+        https_addr,
+        http_addr,
+        state,
+        token,
+        tasks: vec![("https", https), ("http", http)],
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    scheme: Scheme,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: State,
+    config: Arc<CloudConfig>,
+    token: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let accepted = tokio::select! {
+            () = token.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Accept errors (EMFILE and the like) are per-connection; keep serving.
+                tracing::warn!(listener = scheme.name(), error = %err, "accept failed");
+                continue;
+            }
+        };
+        let state = state.clone();
+        let tls = tls.clone();
+        let config = config.clone();
+        let token = token.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            serve_connection(stream, peer, scheme, tls, state, &config, token).await;
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    scheme: Scheme,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: State,
+    config: &CloudConfig,
+    token: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => {
+            let info = ConnInfo {
+                peer,
+                scheme,
+                sni: None,
+            };
+            serve_http(TokioIo::new(stream), info, state, config, token).await;
+        }
+        Some(tls) => {
+            let handshake = async {
+                let start =
+                    LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream).await?;
+                let sni = start.client_hello().server_name().map(str::to_owned);
+                match &sni {
+                    None => {
+                        tracing::warn!(%peer, "refusing TLS ClientHello without SNI (access_denied alert)")
+                    }
+                    Some(name) if state.certs().certificate_for(name).is_none() => {
+                        tracing::warn!(%peer, sni = %name, "refusing TLS ClientHello for a host the lab does not serve (access_denied alert)");
+                    }
+                    Some(_) => {}
+                }
+                let stream = start.into_stream(tls).await?;
+                Ok::<_, std::io::Error>((stream, sni))
+            };
+            let (stream, sni) =
+                match tokio::time::timeout(config.handshake_timeout, handshake).await {
+                    Ok(Ok(pair)) => pair,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let info = ConnInfo { peer, scheme, sni };
+            serve_http(TokioIo::new(stream), info, state, config, token).await;
+        }
+    }
+}
+
+async fn serve_http<I>(
+    io: I,
+    info: ConnInfo,
+    state: State,
+    config: &CloudConfig,
+    token: CancellationToken,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service =
+        routes::app(state).map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(info.clone());
+            req
+        });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        }
+        () = token.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            // Give in-flight exchanges a bounded time to finish.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+        }
+    }
+}

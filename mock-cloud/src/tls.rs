@@ -1,0 +1,122 @@
+//! TLS for the mock cloud: a certificate per SNI name, chosen from the catalog.
+//!
+//! Exact catalog hosts get their leaf minted up front (so readiness implies the PKI is done);
+//! names in a wildcard family (storage accounts…) are minted on first use and cached. A
+//! ClientHello without SNI, or naming a host the lab does not serve, is refused: the
+//! resolver returns nothing and rustls answers with a fatal `access_denied` alert, after the
+//! accept loop has logged the peer and the name.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use mdelab_certs::{Pki, Profile};
+use rustls::ServerConfig;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use crate::Error;
+use crate::catalog::{Catalog, normalise};
+
+/// The most names minted on demand that are kept; past it, leaves are minted per handshake.
+const MAX_CACHED_NAMES: usize = 10_000;
+
+/// Picks (and caches) the certificate for each SNI name the catalog serves.
+#[derive(Debug)]
+pub struct CertStore {
+    catalog: &'static Catalog,
+    pki: Pki,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    cache: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl CertStore {
+    /// Builds the store and mints a leaf for every exact HTTPS host of the catalog.
+    pub fn new(catalog: &'static Catalog, pki: Pki) -> Result<Self, Error> {
+        let store = Self {
+            catalog,
+            pki,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            cache: RwLock::new(HashMap::new()),
+        };
+        for host in catalog.https_hosts() {
+            if let Some(info) = catalog.https_host(host) {
+                let key = store.mint(host, info.profile)?;
+                store.cache_write().insert(host.to_owned(), key);
+            }
+        }
+        Ok(store)
+    }
+
+    /// The certificate for `sni`, or `None` when the lab does not serve that name.
+    pub fn certificate_for(&self, sni: &str) -> Option<Arc<CertifiedKey>> {
+        let name = normalise(sni);
+        if let Some(key) = self.cache_read().get(&name) {
+            return Some(key.clone());
+        }
+        let info = self.catalog.https_host(&name)?;
+        match self.mint(&name, info.profile) {
+            Ok(key) => {
+                let mut cache = self.cache_write();
+                if cache.len() < MAX_CACHED_NAMES {
+                    cache.insert(name, key.clone());
+                }
+                Some(key)
+            }
+            Err(err) => {
+                tracing::error!(sni = %name, error = %err, "failed to mint a certificate");
+                None
+            }
+        }
+    }
+
+    /// How many names have a cached leaf.
+    pub fn cached_names(&self) -> usize {
+        self.cache_read().len()
+    }
+
+    fn mint(&self, host: &str, profile: Profile) -> Result<Arc<CertifiedKey>, Error> {
+        let leaf =
+            self.pki
+                .issuer(profile)
+                .issue(&[host])
+                .map_err(|source| Error::Certificate {
+                    host: host.to_owned(),
+                    source,
+                })?;
+        let key =
+            CertifiedKey::from_der(leaf.chain, leaf.key, &self.provider).map_err(|source| {
+                Error::Rustls {
+                    host: host.to_owned(),
+                    source,
+                }
+            })?;
+        Ok(Arc::new(key))
+    }
+
+    // A poisoned lock only means another handshake panicked mid-insert; the map is still valid.
+    fn cache_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<CertifiedKey>>> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cache_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<CertifiedKey>>> {
+        self.cache.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.certificate_for(hello.server_name()?)
+    }
+}
+
+/// The server configuration: SNI-selected certificates, ALPN h2 and http/1.1, ring provider.
+pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|source| Error::TlsConfig { source })?
+        .with_no_client_auth()
+        .with_cert_resolver(store);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
