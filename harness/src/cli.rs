@@ -1,0 +1,192 @@
+//! The `mdelab` command line. Names are stable: scripts and CI depend on them.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use mdelab_certs::{KeyAlgorithm, PkiOptions};
+use mdelab_mock_cloud::{Connectivity, Region};
+
+use crate::demo::{self, DemoOptions};
+use crate::endpoints::{self, ListFormat};
+use crate::lab::{Lab, LabOptions};
+use crate::report::Format;
+
+/// An offline imitation of the Microsoft Defender for Endpoint cloud, with a pinning sensor.
+#[derive(Debug, Parser)]
+#[command(name = "mdelab", version, about)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pinning demonstration in-process; exit 0 iff every outcome is as expected.
+    Demo {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// The tenant's region.
+        #[arg(long, default_value = "us")]
+        region: Region,
+    },
+    /// Run the lab until SIGINT/SIGTERM; write the manifest once ready.
+    Up(UpArgs),
+    /// Print the endpoint catalog.
+    Endpoints {
+        /// Only this region (worldwide hosts are always included).
+        #[arg(long)]
+        region: Option<Region>,
+        /// Only this connectivity model.
+        #[arg(long)]
+        connectivity: Option<Connectivity>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: ListFormat,
+    },
+}
+
+/// Options of `mdelab up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Address every listener binds.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Keep the PKI and lab files here (reused across runs); default: fresh, in a temp folder.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Write the manifest (JSON) here once the lab is ready.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// HTTPS port of the mock cloud (0 = ephemeral).
+    #[arg(long, default_value_t = 0)]
+    pub https_port: u16,
+    /// Plain HTTP port of the mock cloud (0 = ephemeral).
+    #[arg(long, default_value_t = 0)]
+    pub http_port: u16,
+    /// DNS port, UDP and TCP (0 = ephemeral).
+    #[arg(long, default_value_t = 0)]
+    pub dns_port: u16,
+    /// Key algorithm of the lab PKI.
+    #[arg(long, default_value = "ecdsa-p256")]
+    pub key_algorithm: KeyAlgorithm,
+    /// Common name of the inspection CA.
+    #[arg(long, default_value = mdelab_certs::pki::DEFAULT_INSPECTION_CA_NAME)]
+    pub inspection_ca_name: String,
+}
+
+impl UpArgs {
+    fn lab_options(&self) -> LabOptions {
+        LabOptions {
+            bind: self.bind,
+            https_port: self.https_port,
+            http_port: self.http_port,
+            dns_port: self.dns_port,
+            state_dir: self.state_dir.clone(),
+            pki: PkiOptions {
+                algorithm: self.key_algorithm,
+                inspection_ca_name: self.inspection_ca_name.clone(),
+            },
+        }
+    }
+}
+
+/// Installs the log subscriber (stderr), honouring `RUST_LOG`.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a command; `Ok(true)` when every outcome was as expected.
+pub async fn run(cli: Cli) -> Result<bool> {
+    match cli.command {
+        Command::Demo { format, region } => {
+            let report = demo::run(&DemoOptions { region }).await?;
+            print(&report.render(format)?)?;
+            Ok(report.all_as_expected())
+        }
+        Command::Endpoints {
+            region,
+            connectivity,
+            format,
+        } => {
+            let selected = endpoints::select(region, connectivity);
+            print(&endpoints::render(&selected, format)?)?;
+            Ok(true)
+        }
+        Command::Up(args) => up(args).await,
+    }
+}
+
+async fn up(args: UpArgs) -> Result<bool> {
+    let lab = Lab::start(&args.lab_options()).await?;
+    let manifest = lab.manifest();
+    if let Some(path) = &args.manifest {
+        manifest.write(path)?;
+    }
+    let mut summary = format!(
+        "mdelab is up ({} PKI)\n  dns    {}  (udp+tcp)\n  https  {}\n  http   {}\n  trust  {}\n  hosts  {}\n",
+        manifest.key_algorithm,
+        manifest.dns,
+        manifest.https,
+        manifest.http,
+        manifest.trust_bundle.display(),
+        manifest.hosts_file.display(),
+    );
+    if let Some(path) = &args.manifest {
+        summary.push_str(&format!("  manifest {}\n", path.display()));
+    }
+    summary.push_str("Stop with Ctrl-C or SIGTERM.\n");
+    print(&summary)?;
+    wait_for_signal().await?;
+    lab.shutdown().await?;
+    if let Some(path) = &args.manifest {
+        // A stale manifest would point tools at ports nobody serves any more.
+        let _ = std::fs::remove_file(path);
+    }
+    eprintln!("mdelab stopped");
+    Ok(true)
+}
+
+async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("failed to listen for SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to listen for Ctrl-C")?;
+    Ok(())
+}
+
+/// Prints to stdout; a closed pipe (e.g. `| head`) is not an error.
+fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("failed to write to stdout"),
+    }
+}

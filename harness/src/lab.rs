@@ -1,0 +1,313 @@
+//! Wiring the lab: bind every listener on loopback, start DNS and the mock cloud, write the
+//! files a device or tool needs (trust bundle, inspection CA, hosts file), and describe it all
+//! in a [`Manifest`].
+//!
+//! Ports default to ephemeral; the manifest says what was bound. Stopping the lab cancels one
+//! root token and joins every service, so its ports are free when [`Lab::shutdown`] returns.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use mdelab_certs::{Pki, PkiOptions, Profile};
+use mdelab_mock_cloud::{Catalog, CloudConfig, Listeners};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+use crate::manifest::{Manifest, ManifestPins};
+use crate::sensor::{DeviceTrust, Network};
+
+/// What to start and where.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// Address every listener binds (loopback by default).
+    pub bind: IpAddr,
+    /// HTTPS port of the mock cloud (0 = ephemeral).
+    pub https_port: u16,
+    /// Plain HTTP port of the mock cloud (0 = ephemeral).
+    pub http_port: u16,
+    /// DNS port, UDP and TCP (0 = ephemeral).
+    pub dns_port: u16,
+    /// Where the PKI and lab files persist; `None` = fresh PKI in a private temp folder.
+    pub state_dir: Option<PathBuf>,
+    /// How to build the PKI.
+    pub pki: PkiOptions,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            https_port: 0,
+            http_port: 0,
+            dns_port: 0,
+            state_dir: None,
+            pki: PkiOptions::default(),
+        }
+    }
+}
+
+/// A running lab.
+#[derive(Debug)]
+pub struct Lab {
+    pki: Pki,
+    dns: mdelab_dns::Running,
+    cloud: mdelab_mock_cloud::Running,
+    files: LabFiles,
+    token: CancellationToken,
+}
+
+impl Lab {
+    /// Builds the PKI, binds every listener, starts every service and writes the lab files.
+    pub async fn start(options: &LabOptions) -> Result<Self> {
+        let files = LabFiles::prepare(options.state_dir.as_deref())?;
+        let pki = match &options.state_dir {
+            Some(dir) => {
+                Pki::load_or_generate(&dir.join("pki"), &options.pki)
+                    .with_context(|| {
+                        format!("failed to load or create the PKI in {}", dir.display())
+                    })?
+                    .0
+            }
+            None => Pki::generate(&options.pki).context("failed to generate the lab PKI")?,
+        };
+        let token = CancellationToken::new();
+        let catalog = Catalog::mde();
+
+        let (udp, tcp) = bind_dns(options.bind, options.dns_port).await?;
+        let mut table = mdelab_dns::NameTable::new();
+        for name in catalog.dns_names() {
+            table.insert(&name, vec![options.bind]);
+        }
+        let dns = mdelab_dns::spawn(udp, tcp, mdelab_dns::Config::new(table), &token)
+            .context("failed to start the lab DNS")?;
+
+        let listeners = Listeners {
+            https: bind_tcp(options.bind, options.https_port, "mock cloud HTTPS").await?,
+            http: bind_tcp(options.bind, options.http_port, "mock cloud HTTP").await?,
+        };
+        let cloud = mdelab_mock_cloud::spawn(listeners, CloudConfig::new(pki.clone()), &token)
+            .context("failed to start the mock cloud")?;
+
+        files.write(&pki, catalog, options.bind)?;
+        Ok(Self {
+            pki,
+            dns,
+            cloud,
+            files,
+            token,
+        })
+    }
+
+    /// The lab PKI.
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
+    /// The DNS server's address (UDP and TCP share it).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns.udp_addr()
+    }
+
+    /// The DNS server (journal, faults).
+    pub fn dns(&self) -> &mdelab_dns::Running {
+        &self.dns
+    }
+
+    /// The mock cloud's HTTPS address.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.cloud.https_addr()
+    }
+
+    /// The mock cloud's HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.cloud.http_addr()
+    }
+
+    /// How an emulated device on this lab reaches it.
+    pub fn network(&self) -> Network {
+        let mut port_map = BTreeMap::new();
+        for (catalog_port, bound) in [
+            (443, self.https_addr().port()),
+            (80, self.http_addr().port()),
+        ] {
+            if catalog_port != bound {
+                port_map.insert(catalog_port, bound);
+            }
+        }
+        Network {
+            dns: self.dns_addr(),
+            port_map,
+            step_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A device trust store: the lab roots, plus the inspection CA when policy pushed it.
+    pub fn device_trust(&self, trusts_inspection_ca: bool) -> DeviceTrust {
+        let mut roots = self.pki.trust_anchors();
+        if trusts_inspection_ca {
+            roots.push(self.pki.inspection().authority().certificate().clone());
+        }
+        DeviceTrust {
+            roots,
+            sensor_pins: self.pki.pins(Profile::Pinned),
+        }
+    }
+
+    /// The manifest describing this lab.
+    pub fn manifest(&self) -> Manifest {
+        Manifest {
+            version: 1,
+            dns: self.dns_addr(),
+            https: self.https_addr(),
+            http: self.http_addr(),
+            connect_proxy: None,
+            inspect_proxy: None,
+            admin: None,
+            trust_bundle: self.files.trust_bundle.clone(),
+            inspection_ca: self.files.inspection_ca.clone(),
+            hosts_file: self.files.hosts_file.clone(),
+            pins: ManifestPins {
+                pinned: self.pki.pins(Profile::Pinned).curl(),
+                azure: self.pki.pins(Profile::Azure).curl(),
+                inspection: self.pki.inspection().leaf_pin().curl(),
+            },
+            key_algorithm: self.pki.algorithm().name().to_owned(),
+            state_dir: self.files.dir.clone(),
+        }
+    }
+
+    /// Stops every service and waits for them; ports are free when this returns.
+    pub async fn shutdown(self) -> Result<()> {
+        self.token.cancel();
+        self.cloud
+            .shutdown()
+            .await
+            .context("the mock cloud did not stop cleanly")?;
+        self.dns
+            .shutdown()
+            .await
+            .context("the lab DNS did not stop cleanly")?;
+        self.files.cleanup();
+        Ok(())
+    }
+}
+
+/// Binds a TCP listener, naming the service and the remedy on failure.
+pub async fn bind_tcp(ip: IpAddr, port: u16, what: &str) -> Result<TcpListener> {
+    let addr = SocketAddr::new(ip, port);
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| bind_advice(what, addr))
+}
+
+fn bind_advice(what: &str, addr: SocketAddr) -> String {
+    let mut msg = format!("failed to bind the {what} listener on {addr}");
+    if addr.port() != 0 && addr.port() < 1024 {
+        msg.push_str(" (ports below 1024 need root or CAP_NET_BIND_SERVICE: run as root, or `setcap cap_net_bind_service=+ep` on the binary)");
+    } else {
+        msg.push_str(" (is the port already in use? pass another port, or 0 for an ephemeral one)");
+    }
+    msg
+}
+
+/// Binds UDP and TCP on the same port; with port 0, retries until both get the same one.
+async fn bind_dns(ip: IpAddr, port: u16) -> Result<(UdpSocket, TcpListener)> {
+    const ATTEMPTS: usize = 16;
+    for _ in 0..ATTEMPTS {
+        let udp_addr = SocketAddr::new(ip, port);
+        let udp = UdpSocket::bind(udp_addr)
+            .await
+            .with_context(|| bind_advice("DNS (UDP)", udp_addr))?;
+        let bound = udp
+            .local_addr()
+            .context("failed to read the DNS UDP address")?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            // An ephemeral UDP port may be taken on TCP; try another.
+            Err(_) if port == 0 => continue,
+            Err(err) => return Err(err).with_context(|| bind_advice("DNS (TCP)", bound)),
+        }
+    }
+    anyhow::bail!(
+        "failed to find a port free for DNS on both UDP and TCP after {ATTEMPTS} attempts"
+    )
+}
+
+/// The files a device or tool needs, in the state directory or a private temp folder.
+#[derive(Debug)]
+struct LabFiles {
+    dir: PathBuf,
+    /// Whether `dir` is ours to delete at shutdown.
+    temporary: bool,
+    trust_bundle: PathBuf,
+    inspection_ca: PathBuf,
+    hosts_file: PathBuf,
+}
+
+impl LabFiles {
+    fn prepare(state_dir: Option<&Path>) -> Result<Self> {
+        let (dir, temporary) = match state_dir {
+            Some(dir) => (dir.to_owned(), false),
+            None => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                (
+                    std::env::temp_dir().join(format!("mdelab-{}-{nanos:x}", std::process::id())),
+                    true,
+                )
+            }
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        let dir = std::path::absolute(&dir)
+            .with_context(|| format!("failed to resolve {}", dir.display()))?;
+        Ok(Self {
+            trust_bundle: dir.join("trust-bundle.pem"),
+            inspection_ca: dir.join("inspection-ca.pem"),
+            hosts_file: dir.join("hosts"),
+            dir,
+            temporary,
+        })
+    }
+
+    fn write(&self, pki: &Pki, catalog: &Catalog, ip: IpAddr) -> Result<()> {
+        let write = |path: &Path, text: &str| {
+            std::fs::write(path, text)
+                .with_context(|| format!("failed to write {}", path.display()))
+        };
+        write(&self.trust_bundle, &pki.trust_bundle_pem())?;
+        write(
+            &self.inspection_ca,
+            pki.inspection().authority().certificate_pem(),
+        )?;
+        write(&self.hosts_file, &hosts_file(catalog, ip))
+    }
+
+    fn cleanup(&self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// An /etc/hosts-style file mapping every exact catalog host to the lab address.
+pub fn hosts_file(catalog: &Catalog, ip: IpAddr) -> String {
+    let mut out = String::from(
+        "# mdelab: every exact catalog host -> the lab address.\n\
+         # Wildcard families (e.g. *.blob.core.windows.net accounts) need the lab DNS instead.\n",
+    );
+    let mut hosts: Vec<String> = catalog
+        .dns_names()
+        .into_iter()
+        .filter(|n| !n.starts_with('*'))
+        .collect();
+    hosts.dedup();
+    for host in hosts {
+        out.push_str(&format!("{ip} {host}\n"));
+    }
+    out
+}
