@@ -72,7 +72,7 @@ pub fn render(endpoints: &[&Endpoint], format: ListFormat) -> Result<String> {
             for row in &rows {
                 line(&row.iter().map(String::as_str).collect::<Vec<_>>());
             }
-            let _ = write!(out, "{} endpoints\n", rows.len());
+            let _ = writeln!(out, "{} endpoints", rows.len());
             Ok(out)
         }
     }

@@ -232,7 +232,7 @@ fn evidence(section: &Section, with_path: bool) -> String {
     let mut seen = BTreeSet::new();
     for c in &section.checks {
         let refused = !matches!(c.observed.verdict, Verdict::Connected { .. });
-        if !(refused || !c.as_expected()) {
+        if !refused && c.as_expected() {
             continue;
         }
         let line = if with_path {
