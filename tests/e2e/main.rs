@@ -1,0 +1,7 @@
+//! End-to-end tests of mdelab: real sockets on loopback, real TLS, real peers (curl, dig).
+
+mod cloud;
+mod demo;
+mod interop;
+mod sensor;
+mod up;
