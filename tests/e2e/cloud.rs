@@ -26,21 +26,37 @@ async fn handshake(lab: &mdelab::Lab, name: &str, sni: bool) -> Result<Vec<Strin
     match connector.connect(server_name, tcp).await {
         Ok(tls) => {
             let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
-            Ok(chain.iter().map(|c| describe(c).unwrap().issuer_cn).collect())
+            Ok(chain
+                .iter()
+                .map(|c| describe(c).unwrap().issuer_cn)
+                .collect())
         }
-        Err(err) => Err(*err.into_inner().unwrap().downcast::<rustls::Error>().unwrap()),
+        Err(err) => Err(*err
+            .into_inner()
+            .unwrap()
+            .downcast::<rustls::Error>()
+            .unwrap()),
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_host_gets_its_profile_chain_by_sni() {
     let lab = start_lab().await;
-    let pinned = handshake(&lab, "winatp-gw-cus.microsoft.com", true).await.unwrap();
-    assert_eq!(pinned, vec![pki::PINNED_ISSUING_NAME, pki::PINNED_ROOT_NAME]);
-    let blob = handshake(&lab, "ussus1eastprod.blob.core.windows.net", true).await.unwrap();
+    let pinned = handshake(&lab, "winatp-gw-cus.microsoft.com", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        pinned,
+        vec![pki::PINNED_ISSUING_NAME, pki::PINNED_ROOT_NAME]
+    );
+    let blob = handshake(&lab, "ussus1eastprod.blob.core.windows.net", true)
+        .await
+        .unwrap();
     assert_eq!(blob, vec![pki::AZURE_ISSUING_NAME, pki::AZURE_ROOT_NAME]);
     // A storage account no table lists is still served, minted on first use.
-    let minted = handshake(&lab, "brandnewaccount.blob.core.windows.net", true).await.unwrap();
+    let minted = handshake(&lab, "brandnewaccount.blob.core.windows.net", true)
+        .await
+        .unwrap();
     assert_eq!(minted[0], pki::AZURE_ISSUING_NAME);
     lab.shutdown().await.unwrap();
 }
@@ -48,12 +64,24 @@ async fn each_host_gets_its_profile_chain_by_sni() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hello_without_sni_or_with_a_foreign_name_is_refused_with_an_alert() {
     let lab = start_lab().await;
-    let no_sni = handshake(&lab, "winatp-gw-cus.microsoft.com", false).await.unwrap_err();
-    assert_eq!(no_sni, rustls::Error::AlertReceived(rustls::AlertDescription::AccessDenied));
+    let no_sni = handshake(&lab, "winatp-gw-cus.microsoft.com", false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        no_sni,
+        rustls::Error::AlertReceived(rustls::AlertDescription::AccessDenied)
+    );
     let foreign = handshake(&lab, "www.example.org", true).await.unwrap_err();
-    assert_eq!(foreign, rustls::Error::AlertReceived(rustls::AlertDescription::AccessDenied));
+    assert_eq!(
+        foreign,
+        rustls::Error::AlertReceived(rustls::AlertDescription::AccessDenied)
+    );
     // The listener keeps serving after refusals.
-    assert!(handshake(&lab, "winatp-gw-eus.microsoft.com", true).await.is_ok());
+    assert!(
+        handshake(&lab, "winatp-gw-eus.microsoft.com", true)
+            .await
+            .is_ok()
+    );
     lab.shutdown().await.unwrap();
 }
 
@@ -63,7 +91,16 @@ async fn curl_negotiates_h2_and_unknown_paths_are_404() {
     let manifest = lab.manifest();
     let get = |url: &str| {
         let out = tool("curl", "curl")
-            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--http2", "--max-time", "10"])
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{http_version}",
+                "--http2",
+                "--max-time",
+                "10",
+            ])
             .arg("--cacert")
             .arg(&manifest.trust_bundle)
             .args(["--connect-to", &format!("::{}", manifest.https)])
@@ -74,7 +111,13 @@ async fn curl_negotiates_h2_and_unknown_paths_are_404() {
     };
     assert_eq!(get("https://winatp-gw-cus.microsoft.com/test"), "200 2");
     assert_eq!(get("https://winatp-gw-cus.microsoft.com/nope"), "404 2");
-    assert_eq!(get("https://ussus1eastprod.blob.core.windows.net/"), "400 2");
-    assert_eq!(get("https://mdav.us.endpoint.security.microsoft.com/mdav/test"), "404 2");
+    assert_eq!(
+        get("https://ussus1eastprod.blob.core.windows.net/"),
+        "400 2"
+    );
+    assert_eq!(
+        get("https://mdav.us.endpoint.security.microsoft.com/mdav/test"),
+        "404 2"
+    );
     lab.shutdown().await.unwrap();
 }

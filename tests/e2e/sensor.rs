@@ -24,26 +24,66 @@ fn target(host: &str, path: &str, pinned: bool) -> Target {
 async fn sensor_connects_to_a_pinned_endpoint_through_the_pinned_chain() {
     let lab = start_lab().await;
     let t = target("winatp-gw-cus.microsoft.com", "/test", true);
-    let out = sensor::probe(&t, ClientKind::Sensor, &Route::Direct, &lab.device_trust(false), &lab.network()).await;
+    let out = sensor::probe(
+        &t,
+        ClientKind::Sensor,
+        &Route::Direct,
+        &lab.device_trust(false),
+        &lab.network(),
+    )
+    .await;
     assert_eq!(out.verdict, Verdict::Connected { status: 200 });
-    assert_eq!(out.served_issuer.as_deref(), Some("MDE Lab Secure Server CA 2011"));
+    assert_eq!(
+        out.served_issuer.as_deref(),
+        Some("MDE Lab Secure Server CA 2011")
+    );
     lab.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_pins_fail_the_sensor_at_the_pin_layer_but_not_the_browser() {
     let lab = start_lab().await;
-    let trust = DeviceTrust { sensor_pins: lab.pki().pins(Profile::Azure), ..lab.device_trust(false) };
+    let trust = DeviceTrust {
+        sensor_pins: lab.pki().pins(Profile::Azure),
+        ..lab.device_trust(false)
+    };
     let t = target("winatp-gw-cus.microsoft.com", "/test", true);
-    let sensor_out = sensor::probe(&t, ClientKind::Sensor, &Route::Direct, &trust, &lab.network()).await;
+    let sensor_out = sensor::probe(
+        &t,
+        ClientKind::Sensor,
+        &Route::Direct,
+        &trust,
+        &lab.network(),
+    )
+    .await;
     assert_eq!(sensor_out.verdict, Verdict::PinMismatch);
     assert_eq!(sensor_out.layer, Layer::TlsPin);
-    assert!(sensor_out.evidence.contains("chain issued by 'MDE Lab Secure Server CA 2011'"), "{}", sensor_out.evidence);
-    let browser_out = sensor::probe(&t, ClientKind::Browser, &Route::Direct, &trust, &lab.network()).await;
+    assert!(
+        sensor_out
+            .evidence
+            .contains("chain issued by 'MDE Lab Secure Server CA 2011'"),
+        "{}",
+        sensor_out.evidence
+    );
+    let browser_out = sensor::probe(
+        &t,
+        ClientKind::Browser,
+        &Route::Direct,
+        &trust,
+        &lab.network(),
+    )
+    .await;
     assert_eq!(browser_out.verdict, Verdict::Connected { status: 200 });
     // Unpinned endpoints are not pin-checked even by the sensor.
     let blob = target("ussus1eastprod.blob.core.windows.net", "/", false);
-    let blob_out = sensor::probe(&blob, ClientKind::Sensor, &Route::Direct, &trust, &lab.network()).await;
+    let blob_out = sensor::probe(
+        &blob,
+        ClientKind::Sensor,
+        &Route::Direct,
+        &trust,
+        &lab.network(),
+    )
+    .await;
     assert_eq!(blob_out.verdict, Verdict::Connected { status: 400 });
     lab.shutdown().await.unwrap();
 }
@@ -56,7 +96,14 @@ async fn a_device_without_the_lab_roots_sees_an_unknown_issuer() {
         sensor_pins: lab.pki().pins(Profile::Pinned),
     };
     let t = target("winatp-gw-cus.microsoft.com", "/test", true);
-    let out = sensor::probe(&t, ClientKind::Browser, &Route::Direct, &trust, &lab.network()).await;
+    let out = sensor::probe(
+        &t,
+        ClientKind::Browser,
+        &Route::Direct,
+        &trust,
+        &lab.network(),
+    )
+    .await;
     assert_eq!(out.verdict, Verdict::UnknownIssuer);
     assert_eq!(out.layer, Layer::TlsTrust);
     lab.shutdown().await.unwrap();
@@ -67,13 +114,44 @@ async fn dns_refusal_nxdomain_and_silence_are_dns_verdicts() {
     let lab = start_lab().await;
     let trust = lab.device_trust(false);
     let mut network = lab.network();
-    let outside = sensor::probe(&target("www.example.org", "/", false), ClientKind::Browser, &Route::Direct, &trust, &network).await;
-    assert!(matches!(&outside.verdict, Verdict::DnsFailure { reason } if reason.contains("REFUSED")), "{:?}", outside.verdict);
-    let missing = sensor::probe(&target("nope.microsoft.com", "/", false), ClientKind::Browser, &Route::Direct, &trust, &network).await;
-    assert!(matches!(&missing.verdict, Verdict::DnsFailure { reason } if reason.contains("NXDOMAIN")), "{:?}", missing.verdict);
-    lab.dns().faults().set("winatp-gw-cus.microsoft.com", mdelab_dns::Fault::Drop);
+    let outside = sensor::probe(
+        &target("www.example.org", "/", false),
+        ClientKind::Browser,
+        &Route::Direct,
+        &trust,
+        &network,
+    )
+    .await;
+    assert!(
+        matches!(&outside.verdict, Verdict::DnsFailure { reason } if reason.contains("REFUSED")),
+        "{:?}",
+        outside.verdict
+    );
+    let missing = sensor::probe(
+        &target("nope.microsoft.com", "/", false),
+        ClientKind::Browser,
+        &Route::Direct,
+        &trust,
+        &network,
+    )
+    .await;
+    assert!(
+        matches!(&missing.verdict, Verdict::DnsFailure { reason } if reason.contains("NXDOMAIN")),
+        "{:?}",
+        missing.verdict
+    );
+    lab.dns()
+        .faults()
+        .set("winatp-gw-cus.microsoft.com", mdelab_dns::Fault::Drop);
     network.step_timeout = Duration::from_millis(300);
-    let dropped = sensor::probe(&target("winatp-gw-cus.microsoft.com", "/test", true), ClientKind::Sensor, &Route::Direct, &trust, &network).await;
+    let dropped = sensor::probe(
+        &target("winatp-gw-cus.microsoft.com", "/test", true),
+        ClientKind::Sensor,
+        &Route::Direct,
+        &trust,
+        &network,
+    )
+    .await;
     assert_eq!(dropped.layer, Layer::Dns, "{:?}", dropped);
     lab.shutdown().await.unwrap();
 }
@@ -86,7 +164,14 @@ async fn a_closed_port_is_refused() {
     drop(closed);
     let mut network = lab.network();
     network.port_map.insert(443, port);
-    let out = sensor::probe(&target("winatp-gw-cus.microsoft.com", "/test", true), ClientKind::Sensor, &Route::Direct, &lab.device_trust(false), &network).await;
+    let out = sensor::probe(
+        &target("winatp-gw-cus.microsoft.com", "/test", true),
+        ClientKind::Sensor,
+        &Route::Direct,
+        &lab.device_trust(false),
+        &network,
+    )
+    .await;
     assert_eq!(out.verdict, Verdict::Refused);
     lab.shutdown().await.unwrap();
 }
@@ -129,9 +214,15 @@ async fn a_certificate_for_another_name_or_out_of_date_is_named_as_such() {
 
     let past = SystemTime::now() - Duration::from_secs(30 * 24 * 3600);
     let expired_leaf = issuer
-        .issue_with_validity(&["winatp-gw-cus.microsoft.com"], past, past + Duration::from_secs(3600))
+        .issue_with_validity(
+            &["winatp-gw-cus.microsoft.com"],
+            past,
+            past + Duration::from_secs(3600),
+        )
         .unwrap();
-    network.port_map.insert(443, rogue_server(expired_leaf).await);
+    network
+        .port_map
+        .insert(443, rogue_server(expired_leaf).await);
     let out = sensor::probe(&t, ClientKind::Sensor, &Route::Direct, &trust, &network).await;
     assert_eq!(out.verdict, Verdict::Expired);
     lab.shutdown().await.unwrap();

@@ -12,14 +12,20 @@ use mdelab::{Lab, LabOptions, Manifest};
 
 /// Starts a lab with every port ephemeral on 127.0.0.1.
 pub async fn start_lab() -> Lab {
-    Lab::start(&LabOptions::default()).await.expect("the lab starts")
+    Lab::start(&LabOptions::default())
+        .await
+        .expect("the lab starts")
 }
 
 /// The `mdelab` binary built alongside this test (cargo builds it for `cargo test --workspace`).
 pub fn mdelab_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/e2e-<hash> → target/<profile>/mdelab
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("mdelab");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("mdelab");
     assert!(
         bin.exists(),
         "{} is missing: run the tests with `cargo test --workspace` so the binary is built",
@@ -35,7 +41,10 @@ pub fn tool(name: &str, package: &str) -> Command {
         .arg(format!("command -v {name}"))
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(found, "`{name}` is not installed: `apt-get install {package}` (.ci/run installs it)");
+    assert!(
+        found,
+        "`{name}` is not installed: `apt-get install {package}` (.ci/run installs it)"
+    );
     Command::new(name)
 }
 
@@ -69,7 +78,10 @@ impl UpProcess {
         loop {
             let mut line = String::new();
             let n = reader.read_line(&mut line).expect("read mdelab up output");
-            assert!(n > 0, "mdelab up exited before it was ready; output so far:\n{summary}");
+            assert!(
+                n > 0,
+                "mdelab up exited before it was ready; output so far:\n{summary}"
+            );
             summary.push_str(&line);
             if line.starts_with("Stop with") {
                 break;
@@ -77,14 +89,23 @@ impl UpProcess {
         }
         // Keep draining stdout in the background so the child never blocks on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let manifest = Manifest::read(&manifest_path).expect("manifest written before the ready line");
-        Self { child, manifest, manifest_path, summary }
+        let manifest =
+            Manifest::read(&manifest_path).expect("manifest written before the ready line");
+        Self {
+            child,
+            manifest,
+            manifest_path,
+            summary,
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
         assert!(sent.success(), "kill -TERM {pid} failed");
         self.child.wait().expect("mdelab up exits")
     }
