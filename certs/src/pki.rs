@@ -119,6 +119,25 @@ impl Pki {
             pki.save(dir)?;
             return Ok((pki, true));
         }
+        let mut pki = Self::load(dir)?;
+        if pki.algorithm != options.algorithm {
+            return Err(Error::AlgorithmMismatch {
+                dir: dir.to_owned(),
+                found: pki.algorithm.name(),
+                requested: options.algorithm.name(),
+            });
+        }
+        if pki.inspection.authority().common_name() != options.inspection_ca_name {
+            let ca = Authority::new_root(&options.inspection_ca_name, options.algorithm)?;
+            pki.inspection = LeafIssuer::new(Arc::new(ca), options.algorithm)?;
+            pki.save(dir)?;
+        }
+        Ok((pki, false))
+    }
+
+    /// Loads the PKI persisted in `dir` as it is (e.g. a running lab's, to mint from its
+    /// inspection CA), without generating or changing anything.
+    pub fn load(dir: &Path) -> Result<Self, Error> {
         let read = |stem: &str, ext: &str| -> Result<String, Error> {
             let path = dir.join(format!("{stem}.{ext}"));
             fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
@@ -126,41 +145,23 @@ impl Pki {
         let authority = |stem: &str, parent: Option<&Authority>| -> Result<Authority, Error> {
             Authority::from_pem(&read(stem, "pem")?, &read(stem, "key")?, parent, stem)
         };
+        let leaf = |authority: Arc<Authority>, stem: &str| -> Result<LeafIssuer, Error> {
+            LeafIssuer::with_key_pem(authority, &read(stem, "key")?, stem)
+        };
         let pinned_root = Arc::new(authority(PINNED_ROOT, None)?);
-        let found = pinned_root.algorithm().unwrap_or_default();
-        if found != options.algorithm {
-            return Err(Error::AlgorithmMismatch {
-                dir: dir.to_owned(),
-                found: found.name(),
-                requested: options.algorithm.name(),
-            });
-        }
+        let algorithm = pinned_root.algorithm().unwrap_or_default();
         let pinned_issuing = Arc::new(authority(PINNED_ISSUING, Some(&pinned_root))?);
         let azure_root = Arc::new(authority(AZURE_ROOT, None)?);
         let azure_issuing = Arc::new(authority(AZURE_ISSUING, Some(&azure_root))?);
         let inspection_ca = Arc::new(authority(INSPECTION_CA, None)?);
-        let mut pki = Self {
-            pinned: LeafIssuer::with_key_pem(
-                pinned_issuing,
-                &read(PINNED_LEAF, "key")?,
-                PINNED_LEAF,
-            )?,
+        Ok(Self {
+            pinned: leaf(pinned_issuing, PINNED_LEAF)?,
             pinned_root,
-            azure: LeafIssuer::with_key_pem(azure_issuing, &read(AZURE_LEAF, "key")?, AZURE_LEAF)?,
+            azure: leaf(azure_issuing, AZURE_LEAF)?,
             azure_root,
-            inspection: LeafIssuer::with_key_pem(
-                inspection_ca,
-                &read(INSPECTION_LEAF, "key")?,
-                INSPECTION_LEAF,
-            )?,
-            algorithm: options.algorithm,
-        };
-        if pki.inspection.authority().common_name() != options.inspection_ca_name {
-            let ca = Authority::new_root(&options.inspection_ca_name, options.algorithm)?;
-            pki.inspection = LeafIssuer::new(Arc::new(ca), options.algorithm)?;
-            pki.save(dir)?;
-        }
-        Ok((pki, false))
+            inspection: leaf(inspection_ca, INSPECTION_LEAF)?,
+            algorithm,
+        })
     }
 
     /// Writes every certificate (PEM, 0644) and key (PEM, 0600) into `dir`, creating it 0700.

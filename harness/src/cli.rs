@@ -40,6 +40,9 @@ pub enum Command {
     },
     /// Run the lab until SIGINT/SIGTERM; write the manifest once ready.
     Up(UpArgs),
+    /// Run one lab proxy alone (`connect` or `inspect`).
+    #[command(subcommand)]
+    Proxy(crate::proxy_cmd::ProxyCommand),
     /// Print the endpoint catalog.
     Endpoints {
         /// Only this region (worldwide hosts are always included).
@@ -75,6 +78,12 @@ pub struct UpArgs {
     /// DNS port, UDP and TCP (0 = ephemeral).
     #[arg(long, default_value_t = 0)]
     pub dns_port: u16,
+    /// Port of the lab's plain CONNECT proxy (0 = ephemeral).
+    #[arg(long, default_value_t = 0)]
+    pub connect_proxy_port: u16,
+    /// Port of the lab's TLS-inspecting proxy (0 = ephemeral).
+    #[arg(long, default_value_t = 0)]
+    pub inspect_proxy_port: u16,
     /// Key algorithm of the lab PKI.
     #[arg(long, default_value = "ecdsa-p256")]
     pub key_algorithm: KeyAlgorithm,
@@ -90,6 +99,8 @@ impl UpArgs {
             https_port: self.https_port,
             http_port: self.http_port,
             dns_port: self.dns_port,
+            connect_proxy_port: self.connect_proxy_port,
+            inspect_proxy_port: self.inspect_proxy_port,
             state_dir: self.state_dir.clone(),
             pki: PkiOptions {
                 algorithm: self.key_algorithm,
@@ -132,6 +143,7 @@ pub async fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::Up(args) => up(args).await,
+        Command::Proxy(command) => crate::proxy_cmd::run(command).await,
     }
 }
 
@@ -142,11 +154,13 @@ async fn up(args: UpArgs) -> Result<bool> {
         manifest.write(path)?;
     }
     let mut summary = format!(
-        "mdelab is up ({} PKI)\n  dns    {}  (udp+tcp)\n  https  {}\n  http   {}\n  trust  {}\n  hosts  {}\n",
+        "mdelab is up ({} PKI)\n  dns    {}  (udp+tcp)\n  https  {}\n  http   {}\n  connect proxy  {}\n  inspect proxy  {}\n  trust  {}\n  hosts  {}\n",
         manifest.key_algorithm,
         manifest.dns,
         manifest.https,
         manifest.http,
+        lab.connect_proxy().addr,
+        lab.inspect_proxy().addr,
         manifest.trust_bundle.display(),
         manifest.hosts_file.display(),
     );
@@ -165,7 +179,8 @@ async fn up(args: UpArgs) -> Result<bool> {
     Ok(true)
 }
 
-async fn wait_for_signal() -> Result<()> {
+/// Waits for SIGINT or SIGTERM.
+pub(crate) async fn wait_for_signal() -> Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

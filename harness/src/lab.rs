@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use mdelab_certs::{Pki, PkiOptions, Profile};
-use mdelab_mock_cloud::{Catalog, CloudConfig, Listeners};
+use mdelab_mock_cloud::{Catalog, CloudConfig, Listeners, Scheme};
+use mdelab_proxy::{AccessLog, Credentials, Destinations};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,10 @@ pub struct LabOptions {
     pub http_port: u16,
     /// DNS port, UDP and TCP (0 = ephemeral).
     pub dns_port: u16,
+    /// Port of the lab's plain CONNECT proxy (0 = ephemeral).
+    pub connect_proxy_port: u16,
+    /// Port of the lab's TLS-inspecting proxy (0 = ephemeral).
+    pub inspect_proxy_port: u16,
     /// Where the PKI and lab files persist; `None` = fresh PKI in a private temp folder.
     pub state_dir: Option<PathBuf>,
     /// How to build the PKI.
@@ -43,6 +48,8 @@ impl Default for LabOptions {
             https_port: 0,
             http_port: 0,
             dns_port: 0,
+            connect_proxy_port: 0,
+            inspect_proxy_port: 0,
             state_dir: None,
             pki: PkiOptions::default(),
         }
@@ -55,23 +62,69 @@ pub struct Lab {
     pki: Pki,
     dns: mdelab_dns::Running,
     cloud: mdelab_mock_cloud::Running,
+    connect_proxy: ProxyInfo,
+    inspect_proxy: ProxyInfo,
+    /// Every proxy the lab runs (the two above and any added later), for shutdown.
+    proxies: Vec<mdelab_proxy::connect::Running>,
+    bind: IpAddr,
     files: LabFiles,
     token: CancellationToken,
+}
+
+/// A lab proxy's name, address and access log.
+#[derive(Clone, Debug)]
+pub struct ProxyInfo {
+    /// The instance name (in its access records).
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its access log: which connections crossed it, and what it did with their TLS.
+    pub log: AccessLog,
+}
+
+/// A proxy to start.
+#[derive(Clone, Debug)]
+pub struct ProxySpec<'a> {
+    /// Instance name (in its access records).
+    pub name: &'a str,
+    /// Port on the lab address (0 = ephemeral).
+    pub port: u16,
+    /// Plain CONNECT or inspecting.
+    pub kind: ProxyKind,
+    /// Basic credentials it demands (407 without), if any.
+    pub credentials: Option<Credentials>,
+}
+
+/// How a lab proxy treats the TLS in its tunnels.
+#[derive(Clone, Debug)]
+pub enum ProxyKind {
+    /// Plain CONNECT: bytes copied untouched; pins hold.
+    Connect,
+    /// TLS inspection with the lab's inspection CA, splicing the names on `bypass`.
+    Inspect {
+        /// Exact hosts and `*.suffix` patterns to splice instead of inspecting.
+        bypass: Vec<String>,
+    },
 }
 
 impl Lab {
     /// Builds the PKI, binds every listener, starts every service and writes the lab files.
     pub async fn start(options: &LabOptions) -> Result<Self> {
         let files = LabFiles::prepare(options.state_dir.as_deref())?;
-        let pki = match &options.state_dir {
-            Some(dir) => {
-                Pki::load_or_generate(&dir.join("pki"), &options.pki)
-                    .with_context(|| {
-                        format!("failed to load or create the PKI in {}", dir.display())
-                    })?
-                    .0
-            }
-            None => Pki::generate(&options.pki).context("failed to generate the lab PKI")?,
+        // The PKI always lives in the lab folder (private, keys 0600), so that a standalone
+        // `mdelab proxy inspect --lab MANIFEST` can mint from the same inspection CA.
+        let pki_dir = files.dir.join("pki");
+        let pki = if options.state_dir.is_some() {
+            Pki::load_or_generate(&pki_dir, &options.pki)
+                .with_context(|| {
+                    format!("failed to load or create the PKI in {}", pki_dir.display())
+                })?
+                .0
+        } else {
+            let pki = Pki::generate(&options.pki).context("failed to generate the lab PKI")?;
+            pki.save(&pki_dir)
+                .with_context(|| format!("failed to save the PKI in {}", pki_dir.display()))?;
+            pki
         };
         let token = CancellationToken::new();
         let catalog = Catalog::mde();
@@ -92,13 +145,57 @@ impl Lab {
             .context("failed to start the mock cloud")?;
 
         files.write(&pki, catalog, options.bind)?;
+        let destinations = catalog_destinations(cloud.https_addr(), cloud.http_addr());
+        let proxy = |name: &'static str, port: u16, kind: ProxyKind| {
+            let spec = ProxySpec {
+                name,
+                port,
+                kind,
+                credentials: None,
+            };
+            spawn_proxy(spec, options.bind, &pki, &destinations, &token)
+        };
+        let (connect_proxy, connect_running) =
+            proxy("connect", options.connect_proxy_port, ProxyKind::Connect).await?;
+        let inspect = ProxyKind::Inspect { bypass: Vec::new() };
+        let (inspect_proxy, inspect_running) =
+            proxy("inspect", options.inspect_proxy_port, inspect).await?;
         Ok(Self {
             pki,
             dns,
             cloud,
+            connect_proxy,
+            inspect_proxy,
+            proxies: vec![connect_running, inspect_running],
+            bind: options.bind,
             files,
             token,
         })
+    }
+
+    /// Starts another proxy on the lab address, reaching every catalog host; it stops with
+    /// the lab.
+    pub async fn add_proxy(&mut self, spec: ProxySpec<'_>) -> Result<ProxyInfo> {
+        let destinations = self.destinations();
+        let (info, running) =
+            spawn_proxy(spec, self.bind, &self.pki, &destinations, &self.token).await?;
+        self.proxies.push(running);
+        Ok(info)
+    }
+
+    /// Where every catalog name really is (what the lab proxies dial).
+    pub fn destinations(&self) -> Destinations {
+        catalog_destinations(self.https_addr(), self.http_addr())
+    }
+
+    /// The lab's plain CONNECT proxy.
+    pub fn connect_proxy(&self) -> &ProxyInfo {
+        &self.connect_proxy
+    }
+
+    /// The lab's TLS-inspecting proxy (inspects everything; no bypass list).
+    pub fn inspect_proxy(&self) -> &ProxyInfo {
+        &self.inspect_proxy
     }
 
     /// The lab PKI.
@@ -163,8 +260,8 @@ impl Lab {
             dns: self.dns_addr(),
             https: self.https_addr(),
             http: self.http_addr(),
-            connect_proxy: None,
-            inspect_proxy: None,
+            connect_proxy: Some(self.connect_proxy.addr),
+            inspect_proxy: Some(self.inspect_proxy.addr),
             admin: None,
             trust_bundle: self.files.trust_bundle.clone(),
             inspection_ca: self.files.inspection_ca.clone(),
@@ -182,6 +279,9 @@ impl Lab {
     /// Stops every service and waits for them; ports are free when this returns.
     pub async fn shutdown(self) -> Result<()> {
         self.token.cancel();
+        for proxy in self.proxies {
+            proxy.shutdown().await;
+        }
         self.cloud
             .shutdown()
             .await
@@ -193,6 +293,63 @@ impl Lab {
         self.files.cleanup();
         Ok(())
     }
+}
+
+async fn spawn_proxy(
+    spec: ProxySpec<'_>,
+    bind: IpAddr,
+    pki: &Pki,
+    destinations: &Destinations,
+    token: &CancellationToken,
+) -> Result<(ProxyInfo, mdelab_proxy::connect::Running)> {
+    let name = spec.name;
+    let listener = bind_tcp(bind, spec.port, &format!("{name} proxy")).await?;
+    let running = match spec.kind {
+        ProxyKind::Connect => {
+            let mut config = mdelab_proxy::connect::ConnectConfig::new(name, destinations.clone());
+            config.credentials = spec.credentials;
+            mdelab_proxy::connect::spawn(listener, config, token)
+        }
+        ProxyKind::Inspect { bypass } => {
+            let mut config = mdelab_proxy::intercept::InterceptConfig::new(
+                name,
+                destinations.clone(),
+                pki.inspection().clone(),
+                pki.trust_anchors(),
+            );
+            config.credentials = spec.credentials;
+            config.bypass = bypass;
+            mdelab_proxy::intercept::spawn(listener, config, token)
+        }
+    }
+    .with_context(|| format!("failed to start the {name} proxy"))?;
+    let info = ProxyInfo {
+        name: name.to_owned(),
+        addr: running.addr(),
+        log: running.log(),
+    };
+    Ok((info, running))
+}
+
+/// Where every catalog name really is: HTTPS hosts and families on the mock cloud's TLS
+/// listener, port-80 hosts on its HTTP listener. Nothing else is reachable through a lab proxy.
+pub fn catalog_destinations(https: SocketAddr, http: SocketAddr) -> Destinations {
+    let catalog = Catalog::mde();
+    let mut destinations = Destinations::new();
+    for host in catalog.https_hosts() {
+        destinations.add(host, 443, https);
+    }
+    for family in catalog.families() {
+        destinations.add(family.pattern, 443, https);
+    }
+    for endpoint in catalog
+        .endpoints()
+        .iter()
+        .filter(|e| e.scheme == Scheme::Http)
+    {
+        destinations.add(&endpoint.host, endpoint.port, http);
+    }
+    destinations
 }
 
 /// Binds a TCP listener, naming the service and the remedy on failure.

@@ -10,6 +10,7 @@
 //! - [`sensor`]: the emulated sensor and the unpinned browser client; verdicts.
 //! - [`demo`]: `mdelab demo`.
 //! - [`endpoints`]: `mdelab endpoints`.
+//! - [`proxy_cmd`]: `mdelab proxy connect|inspect`, one lab proxy alone.
 //! - [`report`]: deterministic reports rendered as table, JSON or JUnit.
 
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod demo;
 pub mod endpoints;
 pub mod lab;
 pub mod manifest;
+pub mod proxy_cmd;
 pub mod report;
 pub mod sensor;
 

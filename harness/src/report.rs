@@ -37,6 +37,10 @@ pub struct Check {
     pub expected: Verdict,
     /// What happened.
     pub observed: Outcome,
+    /// What the proxy on the path saw, from its own access log (spliced, inspected and how the
+    /// client's handshake ended, refused), when that adds to the client's side of the story.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_view: Option<String>,
 }
 
 impl Check {
@@ -232,14 +236,17 @@ fn evidence(section: &Section, with_path: bool) -> String {
     let mut seen = BTreeSet::new();
     for c in &section.checks {
         let refused = !matches!(c.observed.verdict, Verdict::Connected { .. });
-        if !refused && c.as_expected() {
+        if !refused && c.as_expected() && c.proxy_view.is_none() {
             continue;
         }
-        let line = if with_path {
+        let mut line = if with_path {
             format!("{} via {}: {}", c.client, c.path, c.observed.evidence)
         } else {
             format!("{} {}: {}", c.client, c.target, c.observed.evidence)
         };
+        if let Some(view) = &c.proxy_view {
+            line.push_str(&format!(" [proxy: {view}]"));
+        }
         if seen.insert(line.clone()) {
             let _ = writeln!(out, "  - {line}");
         }

@@ -3,5 +3,6 @@
 mod cloud;
 mod demo;
 mod interop;
+mod proxies;
 mod sensor;
 mod up;

@@ -152,7 +152,7 @@ async fn dns_refusal_nxdomain_and_silence_are_dns_verdicts() {
         &network,
     )
     .await;
-    assert_eq!(dropped.layer, Layer::Dns, "{:?}", dropped);
+    assert_eq!(dropped.layer, Layer::Dns, "{dropped:?}");
     lab.shutdown().await.unwrap();
 }
 

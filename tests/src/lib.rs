@@ -117,3 +117,103 @@ impl Drop for UpProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A real Squid in plain CONNECT mode, resolving catalog names with the lab's hosts file.
+/// Killed on drop.
+pub struct Squid {
+    child: Child,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its working folder (config, logs).
+    pub dir: tempfile::TempDir,
+}
+
+impl Squid {
+    /// Starts `squid -N` with a minimal config and waits until it accepts connections.
+    pub fn start(hosts_file: &Path, extra_config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("squid dir");
+        // Squid drops root privileges to its own user, which must be able to write its logs.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        let config = format!(
+            "http_port 127.0.0.1:{port}\n\
+             hosts_file {hosts}\n\
+             acl SSL_ports port 443\n\
+             acl Safe_ports port 80 443\n\
+             http_access deny !Safe_ports\n\
+             http_access deny CONNECT !SSL_ports\n\
+             http_access allow localhost\n\
+             http_access deny all\n\
+             cache deny all\n\
+             access_log stdio:{d}/access.log\n\
+             cache_log {d}/cache.log\n\
+             pid_filename {d}/squid.pid\n\
+             coredump_dir {d}\n\
+             shutdown_lifetime 0 seconds\n\
+             {extra_config}\n",
+            hosts = hosts_file.display(),
+        );
+        let conf = dir.path().join("squid.conf");
+        std::fs::write(&conf, config).unwrap();
+        let child = tool("squid", "squid-openssl")
+            .arg("-N")
+            .arg("-f")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("squid starts");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut squid = Self { child, addr, dir };
+        squid.wait_ready();
+        squid
+    }
+
+    /// Waits (bounded) until Squid accepts TCP connections, failing with its log otherwise.
+    fn wait_ready(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("squid exited with {status}: {}", self.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "squid not ready in 30 s: {}",
+                self.log()
+            );
+            // Readiness poll of another process's socket: there is no event to wait on.
+            std::thread::park_timeout(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Squid's cache.log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("cache.log")).unwrap_or_default()
+    }
+
+    /// Squid's access.log.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a child process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -33,6 +33,26 @@ pub struct ProxyRoute {
     pub credentials: Option<(String, String)>,
 }
 
+impl ProxyRoute {
+    /// The `Proxy-Authorization` value for the route's credentials, if it has any.
+    pub fn authorization(&self) -> Option<String> {
+        let (user, password) = self.credentials.as_ref()?;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Some(format!("Basic {token}"))
+    }
+}
+
+/// The outcome of a 407, worded for whether the client offered credentials.
+pub fn proxy_auth_required(proxy: &ProxyRoute, served_issuer: Option<String>) -> Outcome {
+    let evidence = if proxy.credentials.is_some() {
+        "the proxy rejected the credentials offered (407)"
+    } else {
+        "the proxy demands authentication (407) and the request carried no credentials \
+         (the sensor runs as SYSTEM and has none)"
+    };
+    Outcome::new(Verdict::ProxyAuthRequired, evidence, served_issuer)
+}
+
 /// Opens a stream to `target` over `route`, or says why not.
 pub async fn open(target: &Target, route: &Route, network: &Network) -> Result<Stream, Outcome> {
     match route {
@@ -72,10 +92,11 @@ pub async fn open(target: &Target, route: &Route, network: &Network) -> Result<S
             }
             let authority = format!("{}:{}", target.host, target.port);
             let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-            if let Some((user, password)) = &proxy.credentials {
-                let token =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                head.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+            if let Some(value) = proxy.authorization() {
+                head.push_str(&format!(
+                    "Proxy-Authorization: {value}
+"
+                ));
             }
             head.push_str("\r\n");
             let status = tokio::time::timeout(network.step_timeout, async {
@@ -97,11 +118,7 @@ pub async fn open(target: &Target, route: &Route, network: &Network) -> Result<S
                     None,
                 )),
                 Ok(Ok(200)) => Ok(stream),
-                Ok(Ok(407)) => Err(Outcome::new(
-                    Verdict::ProxyAuthRequired,
-                    "the proxy demands authentication (407); the sensor runs as SYSTEM and has no credentials",
-                    None,
-                )),
+                Ok(Ok(407)) => Err(proxy_auth_required(proxy, None)),
                 Ok(Ok(status)) => Err(Outcome::new(
                     Verdict::ProxyRefused { status },
                     format!("the proxy refused CONNECT {authority} with {status}"),

@@ -313,8 +313,16 @@ where
         .method(target.method.as_str())
         .uri(uri)
         .header(http::header::HOST, authority(target))
-        .header(http::header::USER_AGENT, "MSDW")
-        .body(Empty::<Bytes>::new());
+        .header(http::header::USER_AGENT, "MSDW");
+    // An absolute-form request to a proxy carries the route's credentials, like CONNECT does.
+    let request = match (target.scheme, route) {
+        (Scheme::Http, Route::Proxy(proxy)) => match proxy.authorization() {
+            Some(value) => request.header(http::header::PROXY_AUTHORIZATION, value),
+            None => request,
+        },
+        _ => request,
+    }
+    .body(Empty::<Bytes>::new());
     let request = match request {
         Ok(r) => r,
         Err(err) => {
@@ -337,18 +345,23 @@ where
     .await;
     driver.abort();
     match result {
-        Ok(Ok(407)) if matches!(route, Route::Proxy(_)) && target.scheme == Scheme::Http => {
-            Outcome::new(
-                Verdict::ProxyAuthRequired,
-                "the proxy demands authentication (407); the sensor runs as SYSTEM and has no credentials",
+        Ok(Ok(407)) => match route {
+            Route::Proxy(proxy) if target.scheme == Scheme::Http => {
+                connect::proxy_auth_required(proxy, served_issuer)
+            }
+            _ => Outcome::new(
+                Verdict::Connected { status: 407 },
+                "HTTP 407",
                 served_issuer,
-            )
+            ),
+        },
+        Ok(Ok(status)) => {
+            let evidence = match &served_issuer {
+                Some(issuer) => format!("connected through a chain issued by '{issuer}'"),
+                None => "connected over plain HTTP".to_owned(),
+            };
+            Outcome::new(Verdict::Connected { status }, evidence, served_issuer)
         }
-        Ok(Ok(status)) => Outcome::new(
-            Verdict::Connected { status },
-            format!("HTTP {status}"),
-            served_issuer,
-        ),
         Ok(Err(err)) => Outcome::new(
             Verdict::Other {
                 detail: err.to_string(),

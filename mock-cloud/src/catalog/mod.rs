@@ -453,6 +453,23 @@ impl Catalog {
         names
     }
 
+    /// The names an inspecting proxy must splice for MDE to work: every exact catalog host and
+    /// every family except `*.blob.core.windows.net`. Microsoft's guidance (S5) is to exempt
+    /// only the MDE storage accounts, never all of blob storage, and those accounts are listed
+    /// exactly.
+    pub fn inspection_bypass(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.endpoints.iter().map(|e| e.host.clone()).collect();
+        names.extend(
+            self.families
+                .iter()
+                .filter(|f| f.pattern != "*.blob.core.windows.net")
+                .map(|f| f.pattern.to_owned()),
+        );
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The family whose pattern matches `host`, the longest suffix winning.
     pub fn family_of(&self, host: &str) -> Option<&HostFamily> {
         let host = normalise(host);

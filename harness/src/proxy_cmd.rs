@@ -1,0 +1,189 @@
+//! `mdelab proxy connect|inspect`: run one lab proxy alone, in front of anything in the lab.
+//!
+//! With `--lab MANIFEST` the proxy reaches every catalog host of a running `mdelab up` (and
+//! nothing else); the intercepting proxy mints from that lab's inspection CA (or from the CA
+//! given with `--ca-cert/--ca-key`) and verifies upstream chains against the lab roots. Each
+//! access record is printed to stdout as one JSON line when its connection ends.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use mdelab_certs::{Authority, KeyAlgorithm, LeafIssuer, Pki};
+use mdelab_mock_cloud::Catalog;
+use mdelab_proxy::{AccessLog, Credentials, Destinations};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::lab::catalog_destinations;
+use crate::manifest::Manifest;
+
+/// Options both proxies share.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Where to listen (port 0 = ephemeral; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Manifest of a running `mdelab up`: reach its catalog hosts (and only those).
+    #[arg(long)]
+    pub lab: Option<PathBuf>,
+    /// Demand Basic authentication with these credentials (`user:password`); 407 without.
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub require_auth: Option<String>,
+    /// Dial destinations outside the lab catalog too (an open relay: only where you mean it).
+    #[arg(long)]
+    pub allow_unlisted: bool,
+    /// Instance name written into access records.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Options of the intercepting proxy.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Splice instead of inspecting this host or `*.suffix` pattern (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub bypass: Vec<String>,
+    /// Splice every MDE host (the catalog's inspection bypass list).
+    #[arg(long)]
+    pub bypass_mde: bool,
+    /// Mint from this CA certificate (PEM) instead of the lab's inspection CA.
+    #[arg(long, requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+    /// Private key (PEM) of `--ca-cert`.
+    #[arg(long, requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
+}
+
+/// Which proxy to run.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProxyCommand {
+    /// Plain CONNECT proxy (tunnels bytes untouched; pins hold).
+    Connect(CommonArgs),
+    /// TLS-intercepting proxy (mints certificates; pinned clients refuse them).
+    Inspect(InspectArgs),
+}
+
+/// Runs the proxy until SIGINT/SIGTERM.
+pub async fn run(command: ProxyCommand) -> Result<bool> {
+    let token = CancellationToken::new();
+    let (running, kind) = match command {
+        ProxyCommand::Connect(args) => {
+            let (listener, destinations, _manifest) = prepare(&args).await?;
+            let mut config = mdelab_proxy::connect::ConnectConfig::new(
+                args.name.clone().unwrap_or_else(|| "connect".into()),
+                destinations,
+            );
+            config.credentials = credentials(&args)?;
+            (
+                mdelab_proxy::connect::spawn(listener, config, &token)?,
+                "connect",
+            )
+        }
+        ProxyCommand::Inspect(args) => {
+            let (listener, destinations, lab) = prepare(&args.common).await?;
+            let Some(manifest) = lab else {
+                bail!(
+                    "the intercepting proxy needs --lab MANIFEST: it verifies upstream chains against the lab roots"
+                );
+            };
+            let pki_dir = manifest.state_dir.join("pki");
+            let pki = Pki::load(&pki_dir).with_context(|| {
+                format!("failed to load the lab PKI from {}", pki_dir.display())
+            })?;
+            let issuer = match (&args.ca_cert, &args.ca_key) {
+                (Some(cert), Some(key)) => external_issuer(cert, key)?,
+                _ => pki.inspection().clone(),
+            };
+            let mut bypass = args.bypass.clone();
+            if args.bypass_mde {
+                bypass.extend(Catalog::mde().inspection_bypass());
+            }
+            let mut config = mdelab_proxy::intercept::InterceptConfig::new(
+                args.common.name.clone().unwrap_or_else(|| "inspect".into()),
+                destinations,
+                issuer,
+                pki.trust_anchors(),
+            );
+            config.credentials = credentials(&args.common)?;
+            config.bypass = bypass;
+            (
+                mdelab_proxy::intercept::spawn(listener, config, &token)?,
+                "inspect",
+            )
+        }
+    };
+    println!("mdelab proxy {kind} listening on {}", running.addr());
+    let printer = tokio::spawn(print_records(running.log()));
+    crate::cli::wait_for_signal().await?;
+    running.shutdown().await;
+    printer.abort();
+    Ok(true)
+}
+
+async fn prepare(args: &CommonArgs) -> Result<(TcpListener, Destinations, Option<Manifest>)> {
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "listening on a non-loopback address");
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", args.listen))?;
+    let manifest = args.lab.as_deref().map(Manifest::read).transpose()?;
+    let destinations = match &manifest {
+        Some(m) => catalog_destinations(m.https, m.http),
+        None if args.allow_unlisted => Destinations::new(),
+        None => bail!(
+            "give --lab MANIFEST (reach the lab's catalog hosts) or --allow-unlisted \
+             (reach anything: an open relay); the proxy never relays by default"
+        ),
+    };
+    Ok((
+        listener,
+        destinations.allow_unlisted(args.allow_unlisted),
+        manifest,
+    ))
+}
+
+fn credentials(args: &CommonArgs) -> Result<Option<Credentials>> {
+    args.require_auth
+        .as_deref()
+        .map(|s| {
+            let (user, password) = s
+                .split_once(':')
+                .context("--require-auth takes USER:PASSWORD")?;
+            Ok(Credentials::new(user, password))
+        })
+        .transpose()
+}
+
+fn external_issuer(cert: &std::path::Path, key: &std::path::Path) -> Result<LeafIssuer> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("failed to read {}", p.display()))
+    };
+    let authority = Authority::from_pem(&read(cert)?, &read(key)?, None, "--ca-cert")
+        .context("failed to load the CA given with --ca-cert/--ca-key")?;
+    let algorithm = authority.algorithm().unwrap_or(KeyAlgorithm::EcdsaP256);
+    LeafIssuer::new(Arc::new(authority), algorithm).context("failed to make a leaf key")
+}
+
+/// Prints every access record as one JSON line, as it is written.
+async fn print_records(log: AccessLog) {
+    let mut last = 0;
+    loop {
+        let Some(record) = log
+            .wait_for(|r| r.id > last, Duration::from_secs(3600))
+            .await
+        else {
+            continue;
+        };
+        last = record.id;
+        if let Ok(line) = serde_json::to_string(&record) {
+            println!("{line}");
+        }
+    }
+}
