@@ -168,8 +168,9 @@ async fn up(args: UpArgs) -> Result<bool> {
         summary.push_str(&format!("  manifest {}\n", path.display()));
     }
     summary.push_str("Stop with Ctrl-C or SIGTERM.\n");
+    let signals = StopSignals::install()?;
     print(&summary)?;
-    wait_for_signal().await?;
+    signals.wait().await?;
     lab.shutdown().await?;
     if let Some(path) = &args.manifest {
         // A stale manifest would point tools at ports nobody serves any more.
@@ -179,22 +180,43 @@ async fn up(args: UpArgs) -> Result<bool> {
     Ok(true)
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub(crate) async fn wait_for_signal() -> Result<()> {
+/// SIGINT and SIGTERM handlers, installed *before* a service announces it is ready, so a
+/// signal sent right after the announcement stops it cleanly instead of killing it.
+pub(crate) struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("failed to listen for SIGINT")?,
-            _ = term.recv() => {}
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers.
+    pub(crate) fn install() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?,
+                term: signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("failed to listen for Ctrl-C")?;
-    Ok(())
+
+    /// Waits for either signal.
+    pub(crate) async fn wait(mut self) -> Result<()> {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .context("failed to listen for Ctrl-C")?;
+        Ok(())
+    }
 }
 
 /// Prints to stdout; a closed pipe (e.g. `| head`) is not an error.

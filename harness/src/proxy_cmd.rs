@@ -118,9 +118,10 @@ pub async fn run(command: ProxyCommand) -> Result<bool> {
             )
         }
     };
+    let signals = crate::cli::StopSignals::install()?;
     println!("mdelab proxy {kind} listening on {}", running.addr());
     let printer = tokio::spawn(print_records(running.log()));
-    crate::cli::wait_for_signal().await?;
+    signals.wait().await?;
     running.shutdown().await;
     printer.abort();
     Ok(true)
