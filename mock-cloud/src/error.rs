@@ -40,6 +40,21 @@ pub enum Error {
         #[source]
         source: rustls::Error,
     },
+    /// The journal file could not be opened.
+    #[error("failed to open the journal file {path}")]
+    JournalFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A fault file or rule is not valid.
+    #[error("invalid fault rules: {detail}")]
+    Faults {
+        /// What is wrong.
+        detail: String,
+    },
     /// A serving task panicked or was aborted.
     #[error("the {listener} listener task failed")]
     Join {

@@ -10,17 +10,26 @@
 //! - [`tls`]: SNI certificate selection and the rustls server configuration.
 //! - [`server`]: the listeners ([`spawn`], [`Running`]); the caller binds, this crate serves.
 //! - [`routes`]: HTTP routing per host and service family.
-//! - [`state`]: state shared by all connections.
+//! - [`state`]: state shared by all connections ([`State`]).
+//! - [`store`]: what the cloud keeps (events, blobs, devices, Live Response sessions).
+//! - [`journal`]: the bounded request journal (and its JSON-lines file).
+//! - [`faults`]: injected faults (delays, statuses, resets, truncation, kill-tokens).
+//! - [`config`]: service capacities, holds and timeouts ([`ServiceConfig`]).
 //! - [`error`]: the crate's [`Error`].
 
 pub mod catalog;
+pub mod config;
 pub mod error;
+pub mod faults;
+pub mod journal;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod tls;
 
 pub use catalog::{Catalog, Connectivity, Endpoint, HostInfo, Region, Scheme, Service};
+pub use config::ServiceConfig;
 pub use error::Error;
 pub use server::{CloudConfig, Listeners, Running, spawn};
 pub use state::State;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use mdelab_certs::Pki;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -15,10 +14,11 @@ use tokio::task::JoinHandle;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt as _;
 
 use crate::catalog::{Catalog, Scheme};
-use crate::routes::{self, ConnInfo};
+use crate::config::ServiceConfig;
+use crate::journal::Journal;
+use crate::routes::{App, ConnInfo};
 use crate::tls::{CertStore, server_config};
 use crate::{Error, State};
 
@@ -35,6 +35,8 @@ pub struct CloudConfig {
     pub header_read_timeout: Duration,
     /// Most concurrent connections per listener; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// How the services behave (capacities, holds, timeouts, seed).
+    pub services: ServiceConfig,
 }
 
 impl CloudConfig {
@@ -46,6 +48,7 @@ impl CloudConfig {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            services: ServiceConfig::default(),
         }
     }
 }
@@ -119,14 +122,19 @@ pub fn spawn(
         })?;
     let certs = Arc::new(CertStore::new(config.catalog, config.pki.clone())?);
     let tls = server_config(certs.clone())?;
-    let state = State::new(config.catalog, certs);
+    let journal = Journal::new(
+        config.services.journal_capacity,
+        config.services.journal_file.as_deref(),
+    )?;
+    let state = State::new(config.catalog, certs, config.services.clone(), journal);
+    let app = App::new(state.clone());
     let token = parent.child_token();
     let config = Arc::new(config);
     let https = tokio::spawn(accept_loop(
         listeners.https,
         Scheme::Https,
         Some(tls),
-        state.clone(),
+        app.clone(),
         config.clone(),
         token.clone(),
     ));
@@ -134,7 +142,7 @@ pub fn spawn(
         listeners.http,
         Scheme::Http,
         None,
-        state.clone(),
+        app.clone(),
         config,
         token.clone(),
     ));
@@ -151,7 +159,7 @@ async fn accept_loop(
     listener: TcpListener,
     scheme: Scheme,
     tls: Option<Arc<rustls::ServerConfig>>,
-    state: State,
+    app: App,
     config: Arc<CloudConfig>,
     token: CancellationToken,
 ) {
@@ -173,13 +181,13 @@ async fn accept_loop(
                 continue;
             }
         };
-        let state = state.clone();
+        let app = app.clone();
         let tls = tls.clone();
         let config = config.clone();
         let token = token.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            serve_connection(stream, peer, scheme, tls, state, &config, token).await;
+            serve_connection(stream, peer, scheme, tls, app, &config, token).await;
         });
     }
     tracker.close();
@@ -191,7 +199,7 @@ async fn serve_connection(
     peer: SocketAddr,
     scheme: Scheme,
     tls: Option<Arc<rustls::ServerConfig>>,
-    state: State,
+    app: App,
     config: &CloudConfig,
     token: CancellationToken,
 ) {
@@ -203,7 +211,7 @@ async fn serve_connection(
                 scheme,
                 sni: None,
             };
-            serve_http(TokioIo::new(stream), info, state, config, token).await;
+            serve_http(TokioIo::new(stream), info, app, config, token).await;
         }
         Some(tls) => {
             let handshake = async {
@@ -214,7 +222,7 @@ async fn serve_connection(
                     None => {
                         tracing::warn!(%peer, "refusing TLS ClientHello without SNI (access_denied alert)")
                     }
-                    Some(name) if state.certs().certificate_for(name).is_none() => {
+                    Some(name) if app.state().certs().certificate_for(name).is_none() => {
                         tracing::warn!(%peer, sni = %name, "refusing TLS ClientHello for a host the lab does not serve (access_denied alert)");
                     }
                     Some(_) => {}
@@ -235,7 +243,7 @@ async fn serve_connection(
                     }
                 };
             let info = ConnInfo { peer, scheme, sni };
-            serve_http(TokioIo::new(stream), info, state, config, token).await;
+            serve_http(TokioIo::new(stream), info, app, config, token).await;
         }
     }
 }
@@ -243,17 +251,17 @@ async fn serve_connection(
 async fn serve_http<I>(
     io: I,
     info: ConnInfo,
-    state: State,
+    app: App,
     config: &CloudConfig,
     token: CancellationToken,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service =
-        routes::app(state).map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(info.clone());
-            req
-        });
+    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let app = app.clone();
+        let info = info.clone();
+        async move { app.handle(req.map(axum::body::Body::new), info).await }
+    });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -261,7 +269,7 @@ async fn serve_http<I>(
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new());
-    let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+    let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {

@@ -1,8 +1,16 @@
 //! State shared by every connection of the mock cloud.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::catalog::Catalog;
+use crate::config::ServiceConfig;
+use crate::faults::Faults;
+use crate::journal::Journal;
+use crate::store::blobs::BlobStore;
+use crate::store::devices::DeviceRegistry;
+use crate::store::events::EventStore;
+use crate::store::live_response::LiveResponse;
 use crate::tls::CertStore;
 
 /// Shared, cheaply cloned state.
@@ -15,12 +23,40 @@ pub struct State {
 struct Inner {
     catalog: &'static Catalog,
     certs: Arc<CertStore>,
+    config: ServiceConfig,
+    journal: Journal,
+    faults: Faults,
+    events: EventStore,
+    blobs: BlobStore,
+    devices: DeviceRegistry,
+    live_response: LiveResponse,
+    /// The key that signs and checks SAS tokens (random per run).
+    storage_key: [u8; 32],
+    /// Set by whoever wires the lab once every service is serving.
+    ready: AtomicBool,
 }
 
 impl State {
-    pub(crate) fn new(catalog: &'static Catalog, certs: Arc<CertStore>) -> Self {
+    pub(crate) fn new(
+        catalog: &'static Catalog,
+        certs: Arc<CertStore>,
+        config: ServiceConfig,
+        journal: Journal,
+    ) -> Self {
         Self {
-            inner: Arc::new(Inner { catalog, certs }),
+            inner: Arc::new(Inner {
+                catalog,
+                certs,
+                faults: Faults::new(config.seed),
+                events: EventStore::new(config.event_capacity),
+                blobs: BlobStore::new(config.blob_capacity_bytes),
+                devices: DeviceRegistry::new(),
+                live_response: LiveResponse::new(config.live_response_timeout),
+                storage_key: rand::random(),
+                ready: AtomicBool::new(false),
+                journal,
+                config,
+            }),
         }
     }
 
@@ -32,5 +68,55 @@ impl State {
     /// The certificate store.
     pub fn certs(&self) -> &CertStore {
         &self.inner.certs
+    }
+
+    /// Service configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    /// The request journal.
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// Injected faults.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// Accepted 1DS events.
+    pub fn events(&self) -> &EventStore {
+        &self.inner.events
+    }
+
+    /// Uploaded blobs.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    /// The device registry.
+    pub fn devices(&self) -> &DeviceRegistry {
+        &self.inner.devices
+    }
+
+    /// Live Response sessions and CnC command queues.
+    pub fn live_response(&self) -> &LiveResponse {
+        &self.inner.live_response
+    }
+
+    /// The key SAS tokens are signed with.
+    pub fn storage_key(&self) -> &[u8; 32] {
+        &self.inner.storage_key
+    }
+
+    /// Whether the whole lab is serving (set by the wiring, read by `/_lab/ready`).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the lab ready (or not).
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::Release);
     }
 }

@@ -384,20 +384,18 @@ impl Catalog {
     }
 
     fn new(endpoints: Vec<Endpoint>, families: Vec<HostFamily>) -> Self {
-        let https_hosts = endpoints
-            .iter()
-            .filter_map(|e| {
-                let profile = e.profile?;
-                Some((
-                    e.host.clone(),
-                    HostInfo {
-                        service: e.service,
-                        profile,
-                        pinned: e.pinned,
-                    },
-                ))
-            })
-            .collect();
+        // A host's service is that of its first URL (a streamlined gateway's first URL is its
+        // CnC or MAPS probe; its /storage paths come after).
+        let mut https_hosts = BTreeMap::new();
+        for e in &endpoints {
+            if let Some(profile) = e.profile {
+                https_hosts.entry(e.host.clone()).or_insert(HostInfo {
+                    service: e.service,
+                    profile,
+                    pinned: e.pinned,
+                });
+            }
+        }
         Self {
             endpoints,
             families,

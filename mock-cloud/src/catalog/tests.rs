@@ -113,3 +113,16 @@ fn region_and_connectivity_parse_from_cli_words() {
         Connectivity::Streamlined
     );
 }
+
+#[test]
+fn a_streamlined_gateway_is_served_as_its_first_service() {
+    let catalog = Catalog::mde();
+    let edr = catalog
+        .https_host("edr-cus.us.endpoint.security.microsoft.com")
+        .unwrap();
+    assert_eq!(edr.service, Service::CommandAndControl);
+    let mdav = catalog
+        .https_host("mdav.us.endpoint.security.microsoft.com")
+        .unwrap();
+    assert_eq!(mdav.service, Service::CloudProtection);
+}

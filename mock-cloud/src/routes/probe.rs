@@ -10,17 +10,27 @@ use crate::catalog::{ProbeMethod, Scheme, normalise};
 
 /// The host a request is for: `Host` / `:authority`, falling back to the SNI.
 pub fn request_host(req: &Request) -> Option<String> {
+    let sni = req
+        .extensions()
+        .get::<ConnInfo>()
+        .and_then(|c| c.sni.as_deref());
+    request_host_with(req, sni)
+}
+
+/// [`request_host`] with the SNI given explicitly (before the connection info is attached).
+pub fn request_host_with(req: &Request, sni: Option<&str>) -> Option<String> {
+    let header_host = || {
+        req.headers()
+            .get(header::HOST)?
+            .to_str()
+            .ok()
+            .map(str::to_owned)
+    };
     req.uri()
         .host()
         .map(str::to_owned)
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)?
-                .to_str()
-                .ok()
-                .map(str::to_owned)
-        })
-        .or_else(|| req.extensions().get::<ConnInfo>()?.sni.clone())
+        .or_else(header_host)
+        .or_else(|| sni.map(str::to_owned))
         .map(|h| normalise(&h))
 }
 
