@@ -6,7 +6,7 @@ use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::{Network, Outcome, Target, Verdict};
+use super::{Network, Origin, Outcome, Verdict};
 use mdelab_mock_cloud::catalog::Scheme;
 
 /// The stream a route yields.
@@ -54,7 +54,7 @@ pub fn proxy_auth_required(proxy: &ProxyRoute, served_issuer: Option<String>) ->
 }
 
 /// Opens a stream to `target` over `route`, or says why not.
-pub async fn open(target: &Target, route: &Route, network: &Network) -> Result<Stream, Outcome> {
+pub async fn open(target: &Origin, route: &Route, network: &Network) -> Result<Stream, Outcome> {
     match route {
         Route::Direct => {
             let addrs = mdelab_dns::resolve(network.dns, &target.host, network.step_timeout)

@@ -10,7 +10,10 @@
 //! - [`verdict`]: [`Verdict`], [`Outcome`], [`Layer`].
 //! - [`verifier`]: chain-then-pin certificate verification.
 //! - [`connect`]: routes (direct or through a proxy) up to an open byte stream.
+//! - [`agent`]: the sensor as a running client of the cloud (onboarding, 1DS uploads with
+//!   cache and back-off, the CnC poll loop, Live Response).
 
+pub mod agent;
 pub mod connect;
 pub mod verdict;
 pub mod verifier;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Limited};
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::rt::TokioIo;
 use mdelab_certs::{CertSummary, PinSet};
 use mdelab_mock_cloud::catalog::{Endpoint, ProbeMethod, Scheme};
@@ -100,6 +103,105 @@ pub struct Target {
     pub pinned: bool,
 }
 
+/// Where a request goes: host, port, scheme, and whether the sensor pins it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Host name.
+    pub host: String,
+    /// Catalog port (443/80).
+    pub port: u16,
+    /// https or http.
+    pub scheme: Scheme,
+    /// Whether the sensor pins this host.
+    pub pinned: bool,
+}
+
+impl Origin {
+    /// The origin of a catalog host (pinned as the catalog says).
+    pub fn https(host: &str, pinned: bool) -> Self {
+        Self {
+            host: host.to_owned(),
+            port: 443,
+            scheme: Scheme::Https,
+            pinned,
+        }
+    }
+}
+
+impl Target {
+    /// Where the probe goes.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            host: self.host.clone(),
+            port: self.port,
+            scheme: self.scheme,
+            pinned: self.pinned,
+        }
+    }
+}
+
+/// One HTTP request of the sensor.
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    /// Method.
+    pub method: http::Method,
+    /// Path and query.
+    pub path: String,
+    /// Extra headers.
+    pub headers: Vec<(http::HeaderName, String)>,
+    /// Body (empty for none).
+    pub body: Bytes,
+    /// Longest the whole exchange may take after connecting (long polls need more).
+    pub timeout: Duration,
+    /// Largest response body read; more is cut off (and the exchange still succeeds).
+    pub max_response: usize,
+}
+
+impl HttpRequest {
+    /// A request with no body, the default 10 s timeout and a 64 KiB response cap.
+    pub fn new(method: http::Method, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            timeout: Duration::from_secs(10),
+            max_response: MAX_BODY,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: http::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// What came back.
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body (capped).
+    pub body: Bytes,
+    /// Issuer of the leaf the server presented (HTTPS).
+    pub served_issuer: Option<String>,
+}
+
 impl From<&Endpoint> for Target {
     fn from(e: &Endpoint) -> Self {
         Self {
@@ -113,7 +215,7 @@ impl From<&Endpoint> for Target {
     }
 }
 
-/// Makes one request and reports what happened.
+/// Makes one probe request and reports what happened.
 pub async fn probe(
     target: &Target,
     client: ClientKind,
@@ -121,81 +223,97 @@ pub async fn probe(
     trust: &DeviceTrust,
     network: &Network,
 ) -> Outcome {
-    let stream = match connect::open(target, route, network).await {
-        Ok(stream) => stream,
-        Err(outcome) => return outcome,
+    let method =
+        http::Method::from_bytes(target.method.as_str().as_bytes()).unwrap_or(http::Method::GET);
+    let request = HttpRequest::new(method, target.path.clone()).timeout(network.step_timeout);
+    match send(&target.origin(), client, route, trust, network, &request).await {
+        Ok(response) => connected(response.status, response.served_issuer),
+        Err(outcome) => outcome,
+    }
+}
+
+/// The outcome of a completed exchange.
+fn connected(status: u16, served_issuer: Option<String>) -> Outcome {
+    let evidence = match &served_issuer {
+        Some(issuer) => format!("connected through a chain issued by '{issuer}'"),
+        None => "connected over plain HTTP".to_owned(),
     };
-    match target.scheme {
-        Scheme::Http => exchange(stream, target, route, network, None).await,
+    Outcome::new(Verdict::Connected { status }, evidence, served_issuer)
+}
+
+/// Sends one request to `origin` over `route`, verifying the chain (and the pins, when the
+/// client pins this origin). A refusal at any layer comes back as an [`Outcome`]; a 407 from
+/// the proxy is a refusal too.
+pub async fn send(
+    origin: &Origin,
+    client: ClientKind,
+    route: &Route,
+    trust: &DeviceTrust,
+    network: &Network,
+    request: &HttpRequest,
+) -> Result<HttpResponse, Outcome> {
+    let stream = connect::open(origin, route, network).await?;
+    match origin.scheme {
+        Scheme::Http => exchange(stream, origin, route, request, None).await,
         Scheme::Https => {
             let pins =
-                (client == ClientKind::Sensor && target.pinned).then(|| trust.sensor_pins.clone());
-            tls_exchange(stream, target, route, trust, pins, network).await
+                (client == ClientKind::Sensor && origin.pinned).then(|| trust.sensor_pins.clone());
+            let (tls, served_issuer) = tls_handshake(stream, origin, trust, pins, network).await?;
+            exchange(tls, origin, route, request, served_issuer).await
         }
     }
 }
 
-async fn tls_exchange(
+fn other(detail: impl Into<String>) -> Outcome {
+    let detail = detail.into();
+    Outcome::new(
+        Verdict::Other {
+            detail: detail.clone(),
+        },
+        detail,
+        None,
+    )
+}
+
+async fn tls_handshake(
     stream: connect::Stream,
-    target: &Target,
-    route: &Route,
+    origin: &Origin,
     trust: &DeviceTrust,
     pins: Option<PinSet>,
     network: &Network,
-) -> Outcome {
-    let verifier = match PinningVerifier::new(&trust.roots, pins.clone()) {
-        Ok(v) => Arc::new(v),
-        Err(err) => {
-            return Outcome::new(
-                Verdict::Other {
-                    detail: format!("bad trust store: {err}"),
-                },
-                "",
-                None,
-            );
-        }
-    };
+) -> Result<
+    (
+        tokio_rustls::client::TlsStream<connect::Stream>,
+        Option<String>,
+    ),
+    Outcome,
+> {
+    let verifier = PinningVerifier::new(&trust.roots, pins.clone())
+        .map_err(|err| other(format!("bad trust store: {err}")))?;
+    let verifier = Arc::new(verifier);
     let presented = verifier.presented();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = match rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-    {
-        Ok(builder) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth(),
-        Err(err) => {
-            return Outcome::new(
-                Verdict::Other {
-                    detail: err.to_string(),
-                },
-                "",
-                None,
-            );
-        }
-    };
-    let Ok(server_name) = ServerName::try_from(target.host.clone()) else {
-        return Outcome::new(
-            Verdict::Other {
-                detail: format!("{:?} is not a valid server name", target.host),
-            },
-            "",
-            None,
-        );
-    };
+        .map_err(|err| other(err.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    let server_name = ServerName::try_from(origin.host.clone())
+        .map_err(|_| other(format!("{:?} is not a valid server name", origin.host)))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let handshake =
         tokio::time::timeout(network.step_timeout, connector.connect(server_name, stream)).await;
     let chain = presented.lock().map(|c| c.clone()).unwrap_or_default();
     let served_issuer = chain.first().map(|c| c.issuer_cn.clone());
     match handshake {
-        Err(_) => Outcome::new(
+        Err(_) => Err(Outcome::new(
             Verdict::Timeout,
             "the TLS handshake did not complete in time",
             served_issuer,
-        ),
-        Ok(Err(err)) => classify_tls_error(&err, &chain, pins.as_ref()),
-        Ok(Ok(tls)) => exchange(tls, target, route, network, served_issuer).await,
+        )),
+        Ok(Err(err)) => Err(classify_tls_error(&err, &chain, pins.as_ref())),
+        Ok(Ok(tls)) => Ok((tls, served_issuer)),
     }
 }
 
@@ -278,105 +396,90 @@ fn classify_tls_error(
     Outcome::new(verdict, evidence, served_issuer)
 }
 
-/// Sends the request over an open stream (TLS or plain) and reads the status.
+/// Sends the request over an open stream (TLS or plain) and reads the response (capped).
 async fn exchange<S>(
     stream: S,
-    target: &Target,
+    origin: &Origin,
     route: &Route,
-    network: &Network,
+    request: &HttpRequest,
     served_issuer: Option<String>,
-) -> Outcome
+) -> Result<HttpResponse, Outcome>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let fail = |detail: String, evidence: &str| {
+        Outcome::new(Verdict::Other { detail }, evidence, served_issuer.clone())
+    };
     let io = TokioIo::new(stream);
-    let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io).await {
-            Ok(pair) => pair,
-            Err(err) => {
-                return Outcome::new(
-                    Verdict::Other {
-                        detail: err.to_string(),
-                    },
-                    "HTTP set-up failed",
-                    served_issuer,
-                );
-            }
-        };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(io)
+        .await
+        .map_err(|err| fail(err.to_string(), "HTTP set-up failed"))?;
     let driver = tokio::spawn(conn);
     // Plain HTTP through a proxy uses the absolute form; everything else the origin form.
-    let uri = match (target.scheme, route) {
-        (Scheme::Http, Route::Proxy(_)) => format!("http://{}{}", authority(target), target.path),
-        _ => target.path.clone(),
+    let proxy = match route {
+        Route::Proxy(proxy) if origin.scheme == Scheme::Http => Some(proxy),
+        _ => None,
     };
-    let request = http::Request::builder()
-        .method(target.method.as_str())
+    let uri = match proxy {
+        Some(_) => format!("http://{}{}", authority(origin), request.path),
+        None => request.path.clone(),
+    };
+    let mut builder = http::Request::builder()
+        .method(request.method.clone())
         .uri(uri)
-        .header(http::header::HOST, authority(target))
+        .header(http::header::HOST, authority(origin))
         .header(http::header::USER_AGENT, "MSDW");
     // An absolute-form request to a proxy carries the route's credentials, like CONNECT does.
-    let request = match (target.scheme, route) {
-        (Scheme::Http, Route::Proxy(proxy)) => match proxy.authorization() {
-            Some(value) => request.header(http::header::PROXY_AUTHORIZATION, value),
-            None => request,
-        },
-        _ => request,
+    if let Some(value) = proxy.and_then(ProxyRoute::authorization) {
+        builder = builder.header(http::header::PROXY_AUTHORIZATION, value);
     }
-    .body(Empty::<Bytes>::new());
-    let request = match request {
-        Ok(r) => r,
-        Err(err) => {
-            return Outcome::new(
-                Verdict::Other {
-                    detail: err.to_string(),
-                },
-                "bad request",
-                served_issuer,
-            );
-        }
-    };
-    let result = tokio::time::timeout(network.step_timeout, async {
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let http_request = builder
+        .body(Full::new(request.body.clone()))
+        .map_err(|err| fail(err.to_string(), "bad request"))?;
+    let result = tokio::time::timeout(request.timeout, async {
+        let response = sender.send_request(http_request).await?;
+        let (parts, body) = response.into_parts();
         // Read (and bound) the body so the exchange really completes.
-        let _ = Limited::new(response.into_body(), MAX_BODY).collect().await;
-        Ok::<_, hyper::Error>(status)
+        let body = match Limited::new(body, request.max_response).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
+        Ok::<_, hyper::Error>((parts, body))
     })
     .await;
     driver.abort();
     match result {
-        Ok(Ok(407)) => match route {
-            Route::Proxy(proxy) if target.scheme == Scheme::Http => {
-                connect::proxy_auth_required(proxy, served_issuer)
-            }
-            _ => Outcome::new(
-                Verdict::Connected { status: 407 },
-                "HTTP 407",
-                served_issuer,
-            ),
-        },
-        Ok(Ok(status)) => {
-            let evidence = match &served_issuer {
-                Some(issuer) => format!("connected through a chain issued by '{issuer}'"),
-                None => "connected over plain HTTP".to_owned(),
-            };
-            Outcome::new(Verdict::Connected { status }, evidence, served_issuer)
+        Ok(Ok((parts, _)))
+            if parts.status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED
+                && proxy.is_some() =>
+        {
+            Err(proxy.map_or_else(
+                || other("407"),
+                |p| connect::proxy_auth_required(p, served_issuer.clone()),
+            ))
         }
-        Ok(Err(err)) => Outcome::new(
-            Verdict::Other {
-                detail: err.to_string(),
-            },
-            "the HTTP exchange failed",
+        Ok(Ok((parts, body))) => Ok(HttpResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
             served_issuer,
-        ),
-        Err(_) => Outcome::new(Verdict::Timeout, "no HTTP response in time", served_issuer),
+        }),
+        Ok(Err(err)) => Err(fail(err.to_string(), "the HTTP exchange failed")),
+        Err(_) => Err(Outcome::new(
+            Verdict::Timeout,
+            "no HTTP response in time",
+            served_issuer,
+        )),
     }
 }
 
-fn authority(target: &Target) -> String {
-    if target.port == target.scheme.default_port() {
-        target.host.clone()
+fn authority(origin: &Origin) -> String {
+    if origin.port == origin.scheme.default_port() {
+        origin.host.clone()
     } else {
-        format!("{}:{}", target.host, target.port)
+        format!("{}:{}", origin.host, origin.port)
     }
 }
