@@ -5,6 +5,7 @@
 //! port-80 hosts (CRL/CTL). Each host answers its catalog probes exactly; unknown paths 404.
 //!
 //! # Layout
+//! - [`admin`]: the admin API (journal, faults, stores, readiness), on its own listener.
 //! - [`catalog`]: the MDE endpoint catalog (regions × services × connectivity models), the one
 //!   table that DNS names, certificates, probes and pins derive from.
 //! - [`tls`]: SNI certificate selection and the rustls server configuration.
@@ -17,6 +18,8 @@
 //! - [`config`]: service capacities, holds and timeouts ([`ServiceConfig`]).
 //! - [`error`]: the crate's [`Error`].
 
+pub mod admin;
+mod admin_stores;
 pub mod catalog;
 pub mod config;
 pub mod error;

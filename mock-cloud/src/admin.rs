@@ -1,0 +1,270 @@
+//! The admin API: the lab's control plane for tools and tests, on its own loopback listener
+//! (never on the mock MDE hosts).
+//!
+//! `GET /_lab/ready`, `GET /_lab/health` and `GET /_lab/openapi.yaml` are open (they reveal
+//! nothing); everything else needs `Authorization: Bearer <token>` with the random token the
+//! lab writes into its manifest. The routes are listed in `admin-openapi.yaml` and PROTOCOL.md.
+
+use std::net::SocketAddr;
+
+use axum::extract::{Path, Query, Request, State as AxumState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::faults::FaultRule;
+use crate::journal::JournalFilter;
+use crate::{Error, State};
+
+/// The OpenAPI description of this API.
+pub const OPENAPI: &str = include_str!("../admin-openapi.yaml");
+
+/// What the admin API needs besides the cloud's state.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// Bearer token every protected route demands.
+    pub token: String,
+    /// PEM of the roots a lab device trusts.
+    pub trust_bundle_pem: String,
+    /// PEM of the inspection CA.
+    pub inspection_ca_pem: String,
+}
+
+#[derive(Clone)]
+struct Admin {
+    state: State,
+    config: AdminConfig,
+}
+
+/// A JSON error answer.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": code, "message": message.into()})),
+    )
+        .into_response()
+}
+
+/// The admin router.
+pub fn router(state: State, config: AdminConfig) -> Router {
+    let admin = Admin { state, config };
+    let protected = Router::new()
+        .route("/_lab/journal", get(journal_list).delete(journal_clear))
+        .route("/_lab/journal/count", get(journal_count))
+        .route("/_lab/journal/stats", get(journal_stats))
+        .route(
+            "/_lab/faults",
+            get(faults_list).post(faults_add).delete(faults_clear),
+        )
+        .route("/_lab/faults/{id}", delete(faults_remove))
+        .route("/_lab/pki/roots", get(pki_roots))
+        .route("/_lab/pki/inspection-ca", get(pki_inspection_ca))
+        .merge(crate::admin_stores::routes())
+        .route_layer(middleware::from_fn_with_state(admin.clone(), require_token));
+    Router::new()
+        .route("/_lab/ready", get(ready))
+        .route(
+            "/_lab/health",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/_lab/openapi.yaml",
+            get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
+        )
+        .merge(protected)
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such admin route; see /_lab/openapi.yaml",
+            )
+        })
+        .with_state(admin)
+}
+
+async fn require_token(
+    AxumState(admin): AxumState<Admin>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), admin.config.token.as_bytes())) {
+        next.run(req).await
+    } else {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <admin_token from the manifest>",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        response
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn ready(AxumState(admin): AxumState<Admin>) -> Response {
+    let ready = admin.state.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(serde_json::json!({"ready": ready}))).into_response()
+}
+
+async fn journal_list(
+    AxumState(admin): AxumState<Admin>,
+    Query(filter): Query<JournalFilter>,
+) -> Response {
+    Json(admin.state.journal().entries(&filter)).into_response()
+}
+
+async fn journal_count(
+    AxumState(admin): AxumState<Admin>,
+    Query(filter): Query<JournalFilter>,
+) -> Response {
+    Json(serde_json::json!({"count": admin.state.journal().count(&filter)})).into_response()
+}
+
+async fn journal_stats(AxumState(admin): AxumState<Admin>) -> Response {
+    Json(admin.state.journal().stats()).into_response()
+}
+
+async fn journal_clear(AxumState(admin): AxumState<Admin>) -> StatusCode {
+    admin.state.journal().clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn faults_list(AxumState(admin): AxumState<Admin>) -> Response {
+    Json(admin.state.faults().list()).into_response()
+}
+
+/// Body of `POST /_lab/faults`: one rule, or a list of rules.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<serde_json::Value>),
+    One(serde_json::Value),
+}
+
+async fn faults_add(AxumState(admin): AxumState<Admin>, body: axum::body::Bytes) -> Response {
+    let parsed: OneOrMany = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_json", e.to_string()),
+    };
+    let values = match parsed {
+        OneOrMany::Many(values) => values,
+        OneOrMany::One(value) => vec![value],
+    };
+    let mut rules = Vec::new();
+    for value in values {
+        match FaultRule::parse_json(value) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_fault", e.to_string()),
+        }
+    }
+    let mut ids = Vec::new();
+    for rule in rules {
+        match admin.state.faults().add(rule) {
+            Ok(id) => ids.push(id),
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_fault", e.to_string()),
+        }
+    }
+    (StatusCode::CREATED, Json(serde_json::json!({"ids": ids}))).into_response()
+}
+
+async fn faults_remove(AxumState(admin): AxumState<Admin>, Path(id): Path<u64>) -> Response {
+    if admin.state.faults().remove(id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no fault rule {id}"),
+        )
+    }
+}
+
+async fn faults_clear(AxumState(admin): AxumState<Admin>) -> StatusCode {
+    admin.state.faults().clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn pki_roots(AxumState(admin): AxumState<Admin>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        admin.config.trust_bundle_pem.clone(),
+    )
+        .into_response()
+}
+
+async fn pki_inspection_ca(AxumState(admin): AxumState<Admin>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        admin.config.inspection_ca_pem.clone(),
+    )
+        .into_response()
+}
+
+/// The running admin API.
+#[derive(Debug)]
+pub struct AdminRunning {
+    addr: SocketAddr,
+    token: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl AdminRunning {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it and waits; the port is free afterwards.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.token.cancel();
+        self.task.await.map_err(|source| Error::Join {
+            listener: "admin",
+            source,
+        })
+    }
+}
+
+/// Serves the admin API on a listener the caller bound.
+pub fn spawn(
+    listener: TcpListener,
+    state: State,
+    config: AdminConfig,
+    parent: &CancellationToken,
+) -> Result<AdminRunning, Error> {
+    let addr = listener.local_addr().map_err(|source| Error::LocalAddr {
+        listener: "admin",
+        source,
+    })?;
+    let token = parent.child_token();
+    let app = router(state, config);
+    let stop = token.clone();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(err) = serve.await {
+            tracing::error!(error = %err, "admin API stopped with an error");
+        }
+    });
+    Ok(AdminRunning { addr, token, task })
+}
