@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use mdelab_certs::{KeyAlgorithm, PkiOptions};
-use mdelab_mock_cloud::{Connectivity, Region};
+use mdelab_mock_cloud::{Connectivity, Region, ServiceConfig};
 
 use crate::demo::{self, DemoOptions};
 use crate::endpoints::{self, ListFormat};
@@ -84,6 +84,27 @@ pub struct UpArgs {
     /// Port of the lab's TLS-inspecting proxy (0 = ephemeral).
     #[arg(long, default_value_t = 0)]
     pub inspect_proxy_port: u16,
+    /// Port of the admin API (0 = ephemeral).
+    #[arg(long, default_value_t = 0)]
+    pub admin_port: u16,
+    /// Request journal capacity (entries); 0 switches it off.
+    #[arg(long, default_value_t = 10_000)]
+    pub journal_capacity: usize,
+    /// Also append every journal entry as a JSON line to this file.
+    #[arg(long)]
+    pub journal_file: Option<PathBuf>,
+    /// Fault rules to load at start (TOML, `[[fault]]` tables).
+    #[arg(long)]
+    pub faults: Option<PathBuf>,
+    /// Seed of every random choice (fault probabilities, jitter).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Seconds a Live Response session may stay pending or connected before it times out.
+    #[arg(long, default_value_t = 1800)]
+    pub live_response_timeout: u64,
+    /// Longest a CnC long poll is held, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub cnc_max_hold: u64,
     /// Key algorithm of the lab PKI.
     #[arg(long, default_value = "ecdsa-p256")]
     pub key_algorithm: KeyAlgorithm,
@@ -93,6 +114,18 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
+    fn services(&self) -> ServiceConfig {
+        let defaults = ServiceConfig::default();
+        ServiceConfig {
+            journal_capacity: self.journal_capacity,
+            journal_file: self.journal_file.clone(),
+            seed: self.seed.unwrap_or(defaults.seed),
+            live_response_timeout: std::time::Duration::from_secs(self.live_response_timeout),
+            cnc_max_hold: std::time::Duration::from_secs(self.cnc_max_hold),
+            ..defaults
+        }
+    }
+
     fn lab_options(&self) -> LabOptions {
         LabOptions {
             bind: self.bind,
@@ -101,6 +134,9 @@ impl UpArgs {
             dns_port: self.dns_port,
             connect_proxy_port: self.connect_proxy_port,
             inspect_proxy_port: self.inspect_proxy_port,
+            admin_port: self.admin_port,
+            services: self.services(),
+            faults_file: self.faults.clone(),
             state_dir: self.state_dir.clone(),
             pki: PkiOptions {
                 algorithm: self.key_algorithm,
@@ -153,19 +189,21 @@ async fn up(args: UpArgs) -> Result<bool> {
     if let Some(path) = &args.manifest {
         manifest.write(path)?;
     }
-    let mut summary = format!(
-        "mdelab is up ({} PKI)\n  dns    {}  (udp+tcp)\n  https  {}\n  http   {}\n  connect proxy  {}\n  inspect proxy  {}\n  trust  {}\n  hosts  {}\n",
-        manifest.key_algorithm,
-        manifest.dns,
-        manifest.https,
-        manifest.http,
-        lab.connect_proxy().addr,
-        lab.inspect_proxy().addr,
-        manifest.trust_bundle.display(),
-        manifest.hosts_file.display(),
-    );
+    let row = |name: &str, value: String| format!("  {name:<14} {value}\n");
+    let mut summary = format!("mdelab is up ({} PKI)\n", manifest.key_algorithm);
+    summary.push_str(&row("dns", format!("{} (udp+tcp)", manifest.dns)));
+    summary.push_str(&row("https", manifest.https.to_string()));
+    summary.push_str(&row("http", manifest.http.to_string()));
+    summary.push_str(&row("connect proxy", lab.connect_proxy().addr.to_string()));
+    summary.push_str(&row("inspect proxy", lab.inspect_proxy().addr.to_string()));
+    summary.push_str(&row(
+        "admin",
+        format!("http://{} (token in the manifest)", lab.admin_addr()),
+    ));
+    summary.push_str(&row("trust", manifest.trust_bundle.display().to_string()));
+    summary.push_str(&row("hosts", manifest.hosts_file.display().to_string()));
     if let Some(path) = &args.manifest {
-        summary.push_str(&format!("  manifest {}\n", path.display()));
+        summary.push_str(&row("manifest", path.display().to_string()));
     }
     summary.push_str("Stop with Ctrl-C or SIGTERM.\n");
     let signals = StopSignals::install()?;

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use mdelab_certs::{Pki, PkiOptions, Profile};
-use mdelab_mock_cloud::{Catalog, CloudConfig, Listeners, Scheme};
+use mdelab_mock_cloud::admin::{AdminConfig, AdminRunning};
+use mdelab_mock_cloud::{Catalog, CloudConfig, Listeners, Scheme, ServiceConfig};
 use mdelab_proxy::{AccessLog, Credentials, Destinations};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,12 @@ pub struct LabOptions {
     pub connect_proxy_port: u16,
     /// Port of the lab's TLS-inspecting proxy (0 = ephemeral).
     pub inspect_proxy_port: u16,
+    /// Port of the admin API (0 = ephemeral).
+    pub admin_port: u16,
+    /// How the cloud's services behave (journal, capacities, holds, timeouts, seed).
+    pub services: ServiceConfig,
+    /// Fault rules (TOML, `[[fault]]` tables) loaded at start.
+    pub faults_file: Option<PathBuf>,
     /// Where the PKI and lab files persist; `None` = fresh PKI in a private temp folder.
     pub state_dir: Option<PathBuf>,
     /// How to build the PKI.
@@ -50,6 +57,9 @@ impl Default for LabOptions {
             dns_port: 0,
             connect_proxy_port: 0,
             inspect_proxy_port: 0,
+            admin_port: 0,
+            services: ServiceConfig::default(),
+            faults_file: None,
             state_dir: None,
             pki: PkiOptions::default(),
         }
@@ -62,6 +72,8 @@ pub struct Lab {
     pki: Pki,
     dns: mdelab_dns::Running,
     cloud: mdelab_mock_cloud::Running,
+    admin: AdminRunning,
+    admin_token: String,
     connect_proxy: ProxyInfo,
     inspect_proxy: ProxyInfo,
     /// Every proxy the lab runs (the two above and any added later), for shutdown.
@@ -141,8 +153,35 @@ impl Lab {
             https: bind_tcp(options.bind, options.https_port, "mock cloud HTTPS").await?,
             http: bind_tcp(options.bind, options.http_port, "mock cloud HTTP").await?,
         };
-        let cloud = mdelab_mock_cloud::spawn(listeners, CloudConfig::new(pki.clone()), &token)
+        let cloud_config = CloudConfig {
+            services: options.services.clone(),
+            ..CloudConfig::new(pki.clone())
+        };
+        let cloud = mdelab_mock_cloud::spawn(listeners, cloud_config, &token)
             .context("failed to start the mock cloud")?;
+        if let Some(path) = &options.faults_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read the fault file {}", path.display()))?;
+            cloud
+                .state()
+                .faults()
+                .load_toml(&text)
+                .with_context(|| format!("invalid fault file {}", path.display()))?;
+        }
+        let admin_token = hex::encode(rand::random::<[u8; 24]>());
+        let admin_config = AdminConfig {
+            token: admin_token.clone(),
+            trust_bundle_pem: pki.trust_bundle_pem(),
+            inspection_ca_pem: pki.inspection().authority().certificate_pem().to_owned(),
+        };
+        let admin_listener = bind_tcp(options.bind, options.admin_port, "admin API").await?;
+        let admin = mdelab_mock_cloud::admin::spawn(
+            admin_listener,
+            cloud.state().clone(),
+            admin_config,
+            &token,
+        )
+        .context("failed to start the admin API")?;
 
         files.write(&pki, catalog, options.bind)?;
         let destinations = catalog_destinations(cloud.https_addr(), cloud.http_addr());
@@ -160,10 +199,14 @@ impl Lab {
         let inspect = ProxyKind::Inspect { bypass: Vec::new() };
         let (inspect_proxy, inspect_running) =
             proxy("inspect", options.inspect_proxy_port, inspect).await?;
+        // Everything is bound and serving, the PKI minted: only now is the lab ready.
+        cloud.state().set_ready(true);
         Ok(Self {
             pki,
             dns,
             cloud,
+            admin,
+            admin_token,
             connect_proxy,
             inspect_proxy,
             proxies: vec![connect_running, inspect_running],
@@ -186,6 +229,21 @@ impl Lab {
     /// Where every catalog name really is (what the lab proxies dial).
     pub fn destinations(&self) -> Destinations {
         catalog_destinations(self.https_addr(), self.http_addr())
+    }
+
+    /// The mock cloud's shared state (journal, stores, faults).
+    pub fn cloud(&self) -> &mdelab_mock_cloud::State {
+        self.cloud.state()
+    }
+
+    /// The admin API's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.addr()
+    }
+
+    /// The admin API's bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
     }
 
     /// The lab's plain CONNECT proxy.
@@ -262,7 +320,8 @@ impl Lab {
             http: self.http_addr(),
             connect_proxy: Some(self.connect_proxy.addr),
             inspect_proxy: Some(self.inspect_proxy.addr),
-            admin: None,
+            admin: Some(self.admin.addr()),
+            admin_token: self.admin_token.clone(),
             trust_bundle: self.files.trust_bundle.clone(),
             inspection_ca: self.files.inspection_ca.clone(),
             hosts_file: self.files.hosts_file.clone(),
@@ -278,7 +337,12 @@ impl Lab {
 
     /// Stops every service and waits for them; ports are free when this returns.
     pub async fn shutdown(self) -> Result<()> {
+        self.cloud.state().set_ready(false);
         self.token.cancel();
+        self.admin
+            .shutdown()
+            .await
+            .context("the admin API did not stop cleanly")?;
         for proxy in self.proxies {
             proxy.shutdown().await;
         }

@@ -23,6 +23,8 @@ pub struct Manifest {
     pub inspect_proxy: Option<SocketAddr>,
     /// The admin API.
     pub admin: Option<SocketAddr>,
+    /// Bearer token of the admin API (`Authorization: Bearer …`).
+    pub admin_token: String,
     /// PEM bundle of the roots a lab device trusts (never the inspection CA).
     pub trust_bundle: PathBuf,
     /// PEM of the inspection CA.

@@ -5,4 +5,5 @@ mod demo;
 mod interop;
 mod proxies;
 mod sensor;
+mod services;
 mod up;

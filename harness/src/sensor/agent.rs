@@ -791,6 +791,9 @@ struct LrCommand {
     path: String,
     #[serde(default)]
     upload_url: Option<String>,
+    /// The blob name the cloud expects in the result (`<container>/<name>`).
+    #[serde(default)]
+    blob: Option<String>,
 }
 
 /// Runs one Live Response session to its end and records how it went.
@@ -869,12 +872,11 @@ async fn run_session(shared: &Shared, actions_url: &str) -> Result<(), String> {
                         )
                         .body(content.clone());
                     call(put, blob_origin).await?;
-                    let blob = blob_path
-                        .split('?')
-                        .next()
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_owned();
+                    // The cloud names the blob it expects; without that, take it from the URL.
+                    let blob = cmd.blob.clone().unwrap_or_else(|| {
+                        let path = blob_path.split('?').next().unwrap_or_default();
+                        path.trim_start_matches('/').to_owned()
+                    });
                     let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &content));
                     serde_json::json!({"index": cmd.index, "status": "ok", "blob": blob, "sha256": sha256, "size": content.len()})
                 }

@@ -153,7 +153,7 @@ pub struct HttpRequest {
     pub body: Bytes,
     /// Longest the whole exchange may take after connecting (long polls need more).
     pub timeout: Duration,
-    /// Largest response body read; more is cut off (and the exchange still succeeds).
+    /// Largest response body read; a longer one fails the exchange.
     pub max_response: usize,
 }
 
@@ -442,12 +442,13 @@ where
     let result = tokio::time::timeout(request.timeout, async {
         let response = sender.send_request(http_request).await?;
         let (parts, body) = response.into_parts();
-        // Read (and bound) the body so the exchange really completes.
-        let body = match Limited::new(body, request.max_response).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => Bytes::new(),
-        };
-        Ok::<_, hyper::Error>((parts, body))
+        // Read (and bound) the body so the exchange really completes; a body cut short is a
+        // failed exchange (the sender cannot know what the server did with its request).
+        let body = Limited::new(body, request.max_response)
+            .collect()
+            .await?
+            .to_bytes();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((parts, body))
     })
     .await;
     driver.abort();
@@ -467,7 +468,10 @@ where
             body,
             served_issuer,
         }),
-        Ok(Err(err)) => Err(fail(err.to_string(), "the HTTP exchange failed")),
+        Ok(Err(err)) => Err(fail(
+            err.to_string(),
+            "the HTTP exchange failed (connection closed or response cut)",
+        )),
         Err(_) => Err(Outcome::new(
             Verdict::Timeout,
             "no HTTP response in time",
