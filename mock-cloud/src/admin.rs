@@ -36,14 +36,15 @@ pub struct AdminConfig {
     pub inspection_ca_pem: String,
 }
 
+/// The admin router's state.
 #[derive(Clone)]
-struct Admin {
-    state: State,
+pub(crate) struct Admin {
+    pub(crate) state: State,
     config: AdminConfig,
 }
 
 /// A JSON error answer.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         Json(serde_json::json!({"error": code, "message": message.into()})),

@@ -127,8 +127,17 @@ pub struct Journal {
 struct Inner {
     capacity: usize,
     ring: Mutex<Ring>,
-    file: Option<SyncSender<String>>,
+    file: Option<SyncSender<FileMsg>>,
     file_dropped: AtomicU64,
+}
+
+/// What the file writer thread is sent.
+#[derive(Debug)]
+enum FileMsg {
+    /// A JSON line to append.
+    Line(String),
+    /// Answer on this channel once everything before has been written and flushed.
+    Sync(std::sync::mpsc::Sender<()>),
 }
 
 #[derive(Debug, Default)]
@@ -164,7 +173,8 @@ impl Journal {
         ring.recorded += 1;
         if let Some(sink) = &self.inner.file
             && let Ok(line) = serde_json::to_string(&entry)
-            && let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = sink.try_send(line)
+            && let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                sink.try_send(FileMsg::Line(line))
         {
             self.inner.file_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -224,6 +234,16 @@ impl Journal {
         }
     }
 
+    /// Waits (at most `timeout`) until every line recorded so far is written and flushed to the
+    /// journal file; whether it was. Blocking: call it from a blocking context.
+    pub fn sync_file(&self, timeout: std::time::Duration) -> bool {
+        let Some(sink) = &self.inner.file else {
+            return true;
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        sink.send(FileMsg::Sync(tx)).is_ok() && rx.recv_timeout(timeout).is_ok()
+    }
+
     fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
         self.inner
             .ring
@@ -234,27 +254,36 @@ impl Journal {
 
 /// Opens the JSON-lines file and starts the thread that writes it, so that no request ever
 /// waits on the disk.
-fn open_sink(path: &Path) -> Result<SyncSender<String>, Error> {
+fn open_sink(path: &Path) -> Result<SyncSender<FileMsg>, Error> {
     let err = |source| Error::JournalFile {
         path: PathBuf::from(path),
         source,
     };
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(err)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(FILE_QUEUE);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<FileMsg>(FILE_QUEUE);
     let path = path.to_owned();
     std::thread::Builder::new()
         .name("mdelab-journal".into())
         .spawn(move || {
-            for line in rx {
-                if let Err(e) = writeln!(file, "{line}") {
+            // Buffered: a line per request must not cost a syscall; `Sync` flushes.
+            let mut out = std::io::BufWriter::new(file);
+            for msg in rx {
+                let written = match msg {
+                    FileMsg::Line(line) => writeln!(out, "{line}"),
+                    FileMsg::Sync(done) => out.flush().map(|()| {
+                        let _ = done.send(());
+                    }),
+                };
+                if let Err(e) = written {
                     tracing::error!(path = %path.display(), error = %e, "journal file write failed");
                     break;
                 }
             }
+            let _ = out.flush();
         })
         .map_err(err)?;
     Ok(tx)

@@ -95,6 +95,14 @@ impl Running {
             task.await
                 .map_err(|source| Error::Join { listener, source })?;
         }
+        // Every request is answered: make sure its journal line is on disk too.
+        let journal = self.state.journal().clone();
+        let synced = tokio::task::spawn_blocking(move || journal.sync_file(Duration::from_secs(5)))
+            .await
+            .unwrap_or(false);
+        if !synced {
+            tracing::warn!("the journal file could not be flushed within 5 s");
+        }
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of mdelab: real sockets on loopback, real TLS, real peers (curl, dig).
 
+mod admin;
 mod cloud;
 mod demo;
 mod interop;
