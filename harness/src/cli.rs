@@ -43,6 +43,24 @@ pub enum Command {
     /// Run one lab proxy alone (`connect` or `inspect`).
     #[command(subcommand)]
     Proxy(crate::proxy_cmd::ProxyCommand),
+    /// Print shell exports pointing tools at a running lab: `eval "$(mdelab env --manifest F)"`.
+    Env {
+        /// The running lab's manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Which lab proxy to export.
+        #[arg(long, value_enum, default_value_t)]
+        proxy: crate::running::EnvProxy,
+    },
+    /// Block until a lab started elsewhere is ready (exit 0), or the timeout passes (exit 1).
+    Wait {
+        /// The manifest `mdelab up --manifest` will write.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Seconds to wait at most.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Print the endpoint catalog.
     Endpoints {
         /// Only this region (worldwide hosts are always included).
@@ -87,6 +105,9 @@ pub struct UpArgs {
     /// Port of the admin API (0 = ephemeral).
     #[arg(long, default_value_t = 0)]
     pub admin_port: u16,
+    /// The region tools and the sensor default to (the lab serves every region).
+    #[arg(long, default_value = "us")]
+    pub region: Region,
     /// Request journal capacity (entries); 0 switches it off.
     #[arg(long, default_value_t = 10_000)]
     pub journal_capacity: usize,
@@ -137,6 +158,7 @@ impl UpArgs {
             admin_port: self.admin_port,
             services: self.services(),
             faults_file: self.faults.clone(),
+            region: self.region,
             state_dir: self.state_dir.clone(),
             pki: PkiOptions {
                 algorithm: self.key_algorithm,
@@ -179,6 +201,22 @@ pub async fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::Up(args) => up(args).await,
+        Command::Env { manifest, proxy } => {
+            let lab = crate::manifest::Manifest::read(&manifest)?;
+            print(&crate::running::exports(&manifest, &lab, proxy)?)?;
+            Ok(true)
+        }
+        Command::Wait { manifest, timeout } => {
+            let ready =
+                crate::running::wait(&manifest, std::time::Duration::from_secs(timeout)).await?;
+            if !ready {
+                eprintln!(
+                    "mdelab: the lab of {} was not ready within {timeout} s",
+                    manifest.display()
+                );
+            }
+            Ok(ready)
+        }
         Command::Proxy(command) => crate::proxy_cmd::run(command).await,
     }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use mdelab_certs::{Pki, PkiOptions, Profile};
 use mdelab_mock_cloud::admin::{AdminConfig, AdminRunning};
-use mdelab_mock_cloud::{Catalog, CloudConfig, Listeners, Scheme, ServiceConfig};
+use mdelab_mock_cloud::{
+    Catalog, CloudConfig, Connectivity, Listeners, Region, Scheme, ServiceConfig,
+};
 use mdelab_proxy::{AccessLog, Credentials, Destinations};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -42,6 +44,8 @@ pub struct LabOptions {
     pub services: ServiceConfig,
     /// Fault rules (TOML, `[[fault]]` tables) loaded at start.
     pub faults_file: Option<PathBuf>,
+    /// The region tools and the sensor default to (the lab serves every region).
+    pub region: Region,
     /// Where the PKI and lab files persist; `None` = fresh PKI in a private temp folder.
     pub state_dir: Option<PathBuf>,
     /// How to build the PKI.
@@ -60,6 +64,7 @@ impl Default for LabOptions {
             admin_port: 0,
             services: ServiceConfig::default(),
             faults_file: None,
+            region: Region::Us,
             state_dir: None,
             pki: PkiOptions::default(),
         }
@@ -79,8 +84,11 @@ pub struct Lab {
     /// Every proxy the lab runs (the two above and any added later), for shutdown.
     proxies: Vec<mdelab_proxy::connect::Running>,
     bind: IpAddr,
+    region: Region,
     files: LabFiles,
     token: CancellationToken,
+    /// Cancels every service when the lab is dropped without [`Lab::shutdown`].
+    _stop_on_drop: tokio_util::sync::DropGuard,
 }
 
 /// A lab proxy's name, address and access log.
@@ -211,7 +219,9 @@ impl Lab {
             inspect_proxy,
             proxies: vec![connect_running, inspect_running],
             bind: options.bind,
+            region: options.region,
             files,
+            _stop_on_drop: token.clone().drop_guard(),
             token,
         })
     }
@@ -356,6 +366,100 @@ impl Lab {
             .context("the lab DNS did not stop cleanly")?;
         self.files.cleanup();
         Ok(())
+    }
+
+    /// The default region of this lab.
+    pub fn region(&self) -> Region {
+        self.region
+    }
+
+    /// A client of this lab's admin API.
+    pub fn admin(&self) -> crate::admin_client::AdminClient {
+        crate::admin_client::AdminClient::new(self.admin_addr(), self.admin_token.clone())
+    }
+
+    /// A sensor configuration for a device of the lab's region, onboarded with `connectivity`,
+    /// going direct and trusting the lab roots (change `route`/`trust` to taste).
+    pub fn agent_config(
+        &self,
+        device_id: &str,
+        connectivity: Connectivity,
+    ) -> crate::sensor::agent::AgentConfig {
+        let blob = crate::sensor::agent::Onboarding::blob("mdelab-org", self.region, connectivity);
+        let onboarding = crate::sensor::agent::Onboarding::parse(&blob)
+            .unwrap_or_else(|_| unreachable!("the lab's own onboarding blob parses"));
+        crate::sensor::agent::AgentConfig::new(
+            device_id,
+            onboarding,
+            crate::sensor::Route::Direct,
+            self.device_trust(false),
+            self.network(),
+        )
+    }
+}
+
+/// Builds and starts a [`Lab`]; every setting has a default (loopback, ephemeral ports, fresh
+/// ECDSA PKI, region US).
+#[derive(Clone, Debug, Default)]
+pub struct LabBuilder {
+    options: LabOptions,
+}
+
+impl Lab {
+    /// A builder with every default.
+    pub fn builder() -> LabBuilder {
+        LabBuilder::default()
+    }
+}
+
+impl LabBuilder {
+    /// The region tools and the sensor default to.
+    pub fn region(mut self, region: Region) -> Self {
+        self.options.region = region;
+        self
+    }
+
+    /// The address every listener binds.
+    pub fn bind(mut self, ip: IpAddr) -> Self {
+        self.options.bind = ip;
+        self
+    }
+
+    /// Standard ports (443, 80, 53) instead of ephemeral ones; needs root or the bind capability.
+    pub fn standard_ports(mut self) -> Self {
+        self.options.https_port = 443;
+        self.options.http_port = 80;
+        self.options.dns_port = 53;
+        self
+    }
+
+    /// Keep the PKI and lab files in `dir` (reused across runs).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.state_dir = Some(dir.into());
+        self
+    }
+
+    /// The PKI's key algorithm.
+    pub fn key_algorithm(mut self, algorithm: mdelab_certs::KeyAlgorithm) -> Self {
+        self.options.pki.algorithm = algorithm;
+        self
+    }
+
+    /// Service behaviour (journal, capacities, holds, timeouts, seed).
+    pub fn services(mut self, services: ServiceConfig) -> Self {
+        self.options.services = services;
+        self
+    }
+
+    /// Every option at once.
+    pub fn options(mut self, options: LabOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Starts the lab; it is ready (and `/_lab/ready` true) when this returns.
+    pub async fn start(self) -> Result<Lab> {
+        Lab::start(&self.options).await
     }
 }
 
@@ -512,6 +616,12 @@ impl LabFiles {
         if self.temporary {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+impl Drop for LabFiles {
+    fn drop(&mut self) {
+        self.cleanup();
     }
 }
 

@@ -1,0 +1,116 @@
+//! A small client of the lab's admin API, for Rust tools' tests.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+/// The largest admin answer read (journals and event lists can be long).
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
+
+/// Talks to one lab's admin API with its token.
+#[derive(Clone, Debug)]
+pub struct AdminClient {
+    addr: SocketAddr,
+    token: String,
+}
+
+impl AdminClient {
+    /// A client for the admin API at `addr` with `token` (both in the manifest).
+    pub fn new(addr: SocketAddr, token: String) -> Self {
+        Self { addr, token }
+    }
+
+    /// Sends one request; returns the status and the body as JSON (`Null` when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .with_context(|| format!("failed to connect to the admin API at {}", self.addr))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+                .await
+                .context("admin API handshake failed")?;
+        let driver = tokio::spawn(conn);
+        let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, self.addr.to_string())
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(payload))
+            .context("bad admin request")?;
+        let response = sender
+            .send_request(request)
+            .await
+            .context("admin API request failed")?;
+        let status = response.status().as_u16();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to read the admin answer: {e}"))?
+            .to_bytes();
+        driver.abort();
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+
+    /// `GET path`, expecting 200.
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let (status, body) = self.call(http::Method::GET, path, None).await?;
+        if status != 200 {
+            bail!("GET {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// `POST path` with a JSON body, expecting 200 or 201.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let (status, answer) = self.call(http::Method::POST, path, Some(body)).await?;
+        if !(200..300).contains(&status) {
+            bail!("POST {path} answered {status}: {answer}");
+        }
+        Ok(answer)
+    }
+
+    /// Whether the lab says it is ready.
+    pub async fn ready(&self) -> Result<bool> {
+        let (_, body) = self.call(http::Method::GET, "/_lab/ready", None).await?;
+        Ok(body["ready"].as_bool().unwrap_or(false))
+    }
+
+    /// How many journal entries match a query string (e.g. `host=…&status=200`).
+    pub async fn journal_count(&self, query: &str) -> Result<u64> {
+        let body = self.get(&format!("/_lab/journal/count?{query}")).await?;
+        body["count"]
+            .as_u64()
+            .context("journal count without a count")
+    }
+
+    /// Starts a Live Response session for a device; returns the session.
+    pub async fn start_live_response(&self, device_id: &str, commands: Value) -> Result<Value> {
+        self.post(
+            "/_lab/liveresponse/sessions",
+            &serde_json::json!({"device_id": device_id, "commands": commands}),
+        )
+        .await
+    }
+
+    /// Adds a fault rule (see the admin API docs); returns its id.
+    pub async fn add_fault(&self, rule: Value) -> Result<u64> {
+        let answer = self.post("/_lab/faults", &rule).await?;
+        answer["ids"][0]
+            .as_u64()
+            .context("fault answer without an id")
+    }
+}
