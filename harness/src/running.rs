@@ -1,7 +1,7 @@
 //! Commands for a lab that is already running, found through its manifest: `mdelab env` (shell
 //! exports that point ordinary tools at the lab) and `mdelab wait` (block until it is ready).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -61,7 +61,7 @@ fn shell_quote(value: &str) -> String {
 }
 
 /// Waits until the manifest exists and the lab's admin API says ready; `Ok(false)` on timeout.
-pub async fn wait(manifest_path: &PathBuf, timeout: Duration) -> Result<bool> {
+pub async fn wait(manifest_path: &Path, timeout: Duration) -> Result<bool> {
     let deadline = Instant::now() + timeout;
     // Another process is starting the lab: there is nothing to subscribe to, so poll briefly.
     let pause = Duration::from_millis(50);
