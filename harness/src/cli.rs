@@ -61,6 +61,13 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Certify a proxy for MDE: run the connectivity suite through it against the lab.
+    Certify(crate::certify::CertifyArgs),
+    /// Proxy-precedence scenarios: which proxy the sensor really uses.
+    #[command(subcommand)]
+    Scenario(crate::scenario::ScenarioCommand),
+    /// The Client Analyzer's connectivity view of a machine profile or a proxy.
+    Analyze(crate::analyze::AnalyzeArgs),
     /// Print the endpoint catalog.
     Endpoints {
         /// Only this region (worldwide hosts are always included).
@@ -218,6 +225,9 @@ pub async fn run(cli: Cli) -> Result<bool> {
             Ok(ready)
         }
         Command::Proxy(command) => crate::proxy_cmd::run(command).await,
+        Command::Certify(args) => crate::certify::run(args).await,
+        Command::Scenario(command) => crate::scenario::run(command).await,
+        Command::Analyze(args) => crate::analyze::run(args).await,
     }
 }
 

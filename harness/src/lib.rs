@@ -43,12 +43,17 @@
 //! - [`manifest`]: the JSON manifest a running lab writes ([`Manifest`]).
 //! - [`sensor`]: the emulated sensor and the unpinned browser client; verdicts.
 //! - [`demo`]: `mdelab demo`.
+//! - [`certify`]: `mdelab certify`, the connectivity suite through a vendor's proxy.
+//! - [`scenario`]: proxy-precedence scenarios (`mdelab scenario`).
+//! - [`analyze`]: the Client Analyzer's connectivity view (`mdelab analyze`).
 //! - [`endpoints`]: `mdelab endpoints`.
 //! - [`proxy_cmd`]: `mdelab proxy connect|inspect`, one lab proxy alone.
 //! - [`running`]: `mdelab env` and `mdelab wait` for a lab started elsewhere.
 //! - [`report`]: deterministic reports rendered as table, JSON or JUnit.
 
 pub mod admin_client;
+pub mod analyze;
+pub mod certify;
 pub mod cli;
 pub mod demo;
 pub mod endpoints;
@@ -57,6 +62,7 @@ pub mod manifest;
 pub mod proxy_cmd;
 pub mod report;
 pub mod running;
+pub mod scenario;
 pub mod sensor;
 
 pub use admin_client::AdminClient;
