@@ -68,6 +68,17 @@ pub enum Command {
     Scenario(crate::scenario::ScenarioCommand),
     /// The Client Analyzer's connectivity view of a machine profile or a proxy.
     Analyze(crate::analyze::AnalyzeArgs),
+    /// Advanced hunting on a running lab: a KQL subset over DeviceNetworkEvents.
+    Hunt {
+        /// The query, e.g. `DeviceNetworkEvents | where ActionType == "ConnectionSuccess" | take 10`.
+        query: String,
+        /// The running lab's manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::running::HuntFormat,
+    },
     /// Print the endpoint catalog.
     Endpoints {
         /// Only this region (worldwide hosts are always included).
@@ -212,6 +223,20 @@ pub async fn run(cli: Cli) -> Result<bool> {
             let lab = crate::manifest::Manifest::read(&manifest)?;
             print(&crate::running::exports(&manifest, &lab, proxy)?)?;
             Ok(true)
+        }
+        Command::Hunt {
+            query,
+            manifest,
+            format,
+        } => {
+            let lab = crate::manifest::Manifest::read(&manifest)?;
+            match crate::running::hunt(&lab, &query).await? {
+                Ok(result) => {
+                    print(&crate::running::render_hunt(&result, format)?)?;
+                    Ok(true)
+                }
+                Err(message) => Err(anyhow::anyhow!("the query was refused: {message}")),
+            }
         }
         Command::Wait { manifest, timeout } => {
             let ready =

@@ -1,5 +1,6 @@
 //! Commands for a lab that is already running, found through its manifest: `mdelab env` (shell
-//! exports that point ordinary tools at the lab) and `mdelab wait` (block until it is ready).
+//! exports that point ordinary tools at the lab), `mdelab wait` (block until it is ready) and
+//! `mdelab hunt` (advanced hunting over what the cloud received).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -82,9 +83,134 @@ pub async fn wait(manifest_path: &Path, timeout: Duration) -> Result<bool> {
     }
 }
 
+/// Output format of `mdelab hunt`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum HuntFormat {
+    /// Aligned columns.
+    #[default]
+    Table,
+    /// `{"columns": [...], "rows": [[...]]}`.
+    Json,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+}
+
+/// Runs a hunting query on a running lab; `Ok(Err(message))` when the lab refused the query.
+pub async fn hunt(
+    manifest: &Manifest,
+    query: &str,
+) -> Result<std::result::Result<serde_json::Value, String>> {
+    let admin = manifest.admin.context("the manifest names no admin API")?;
+    let client = AdminClient::new(admin, manifest.admin_token.clone());
+    let (status, body) = client
+        .call(
+            http::Method::POST,
+            "/_lab/hunt",
+            Some(&serde_json::json!({"query": query})),
+        )
+        .await?;
+    if status == 200 {
+        return Ok(Ok(body));
+    }
+    let message = body["message"]
+        .as_str()
+        .unwrap_or("the lab refused the query");
+    let position = body["position"].as_u64().unwrap_or(0) as usize;
+    // Point at the place in the query, as a compiler would.
+    let caret = format!("{}\n{}^", query, " ".repeat(position.min(query.len())));
+    Ok(Err(format!("{message}\n{caret}")))
+}
+
+/// Renders a hunting answer.
+pub fn render_hunt(result: &serde_json::Value, format: HuntFormat) -> Result<String> {
+    let columns: Vec<String> = result["columns"]
+        .as_array()
+        .context("answer without columns")?
+        .iter()
+        .map(|c| c.as_str().unwrap_or_default().to_owned())
+        .collect();
+    let rows: Vec<Vec<String>> = result["rows"]
+        .as_array()
+        .context("answer without rows")?
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .map(|cells| cells.iter().map(cell_text).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    Ok(match format {
+        HuntFormat::Json => serde_json::to_string_pretty(result)? + "\n",
+        HuntFormat::Csv => {
+            let line = |cells: &[String]| {
+                cells
+                    .iter()
+                    .map(|c| csv_field(c))
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    + "\n"
+            };
+            let mut out = line(&columns);
+            for row in &rows {
+                out.push_str(&line(row));
+            }
+            out
+        }
+        HuntFormat::Table => {
+            let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            let line = |cells: &[String]| {
+                let padded: Vec<String> = cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}", w = *w))
+                    .collect();
+                padded.join("  ").trim_end().to_owned() + "\n"
+            };
+            let mut out = line(&columns);
+            for row in &rows {
+                out.push_str(&line(row));
+            }
+            out.push_str(&format!("({} rows)\n", rows.len()));
+            out
+        }
+    })
+}
+
+fn cell_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hunt_renders_table_and_csv() {
+        let answer = serde_json::json!({"columns": ["DeviceId", "count_"], "rows": [["dev, \"a\"", 3], ["b", null]]});
+        let csv = render_hunt(&answer, HuntFormat::Csv).unwrap();
+        assert_eq!(csv, "DeviceId,count_\n\"dev, \"\"a\"\"\",3\nb,\n");
+        let table = render_hunt(&answer, HuntFormat::Table).unwrap();
+        assert!(table.starts_with("DeviceId  count_\ndev, \"a\"  3\nb\n"), "{table}");
+        assert!(table.ends_with("(2 rows)\n"));
+    }
 
     #[test]
     fn quoting_survives_quotes_and_spaces() {

@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router<Admin> {
         )
         .route("/_lab/liveresponse/sessions/{id}", get(session))
         .route("/_lab/stats", get(stats))
+        .route("/_lab/hunt", post(hunt))
 }
 
 async fn events(AxumState(admin): AxumState<Admin>, Query(filter): Query<EventFilter>) -> Response {
@@ -233,4 +234,32 @@ async fn stats(AxumState(admin): AxumState<Admin>) -> Response {
         "live_response": s.live_response().stats(),
     }))
     .into_response()
+}
+
+/// Body of `POST /_lab/hunt`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HuntRequest {
+    query: String,
+}
+
+async fn hunt(AxumState(admin): AxumState<Admin>, body: axum::body::Bytes) -> Response {
+    let request: HuntRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("{e} (send {{\"query\": \"…\"}})"),
+            );
+        }
+    };
+    match crate::hunting::run(&request.query, admin.state.events()) {
+        Ok(result) => Json(result).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "bad_query", "message": e.message, "position": e.position})),
+        )
+            .into_response(),
+    }
 }

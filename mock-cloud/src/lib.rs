@@ -14,6 +14,7 @@
 //! - [`state`]: state shared by all connections ([`State`]).
 //! - [`store`]: what the cloud keeps (events, blobs, devices, Live Response sessions).
 //! - [`journal`]: the bounded request journal (and its JSON-lines file).
+//! - [`hunting`]: the `DeviceNetworkEvents` table and a documented KQL subset.
 //! - [`faults`]: injected faults (delays, statuses, resets, truncation, kill-tokens).
 //! - [`config`]: service capacities, holds and timeouts ([`ServiceConfig`]).
 //! - [`error`]: the crate's [`Error`].
@@ -24,6 +25,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod hunting;
 pub mod journal;
 pub mod routes;
 pub mod server;
