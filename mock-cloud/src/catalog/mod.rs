@@ -17,6 +17,7 @@ use mdelab_certs::Profile;
 use serde::Serialize;
 
 pub use regions::{REGIONS, RegionSpec};
+pub use shared::DANGEROUS_DOMAINS;
 
 /// A geography a tenant's data lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -184,6 +185,9 @@ pub enum Service {
     CoreService,
     /// Product and definition updates.
     Updates,
+    /// Not MDE: lab-served web sites for user traffic (a benign one and the network-protection
+    /// test domain), so network protection has something to allow and something to block.
+    TestSite,
 }
 
 impl Service {
@@ -202,6 +206,7 @@ impl Service {
             Self::SmartScreen => "smartscreen",
             Self::CoreService => "core-service",
             Self::Updates => "updates",
+            Self::TestSite => "test-site",
         }
     }
 }
@@ -451,6 +456,13 @@ impl Catalog {
         names
     }
 
+    /// The lab-served test sites (not MDE; see [`Service::TestSite`]).
+    pub fn test_sites(&self) -> impl Iterator<Item = &HostFamily> {
+        self.families
+            .iter()
+            .filter(|f| f.service == Service::TestSite)
+    }
+
     /// The names an inspecting proxy must splice for MDE to work: every exact catalog host and
     /// every family except `*.blob.core.windows.net`. Microsoft's guidance (S5) is to exempt
     /// only the MDE storage accounts, never all of blob storage, and those accounts are listed
@@ -460,7 +472,9 @@ impl Catalog {
         names.extend(
             self.families
                 .iter()
-                .filter(|f| f.pattern != "*.blob.core.windows.net")
+                .filter(|f| {
+                    f.pattern != "*.blob.core.windows.net" && f.service != Service::TestSite
+                })
                 .map(|f| f.pattern.to_owned()),
         );
         names.sort_unstable();

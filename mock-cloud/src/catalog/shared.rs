@@ -347,5 +347,25 @@ pub(super) fn families() -> Vec<HostFamily> {
             false,
             404,
         ),
+        // Not MDE: web sites for the emulated user's traffic. A benign site, and the domain
+        // Microsoft documents for testing network protection (it is on the lab's "dangerous
+        // domains" list). Exact names: a family pattern without `*.` matches only itself.
+        family(
+            "www.msftconnecttest.com",
+            Service::TestSite,
+            Profile::Azure,
+            false,
+            200,
+        ),
+        family(
+            "smartscreentestratings2.net",
+            Service::TestSite,
+            Profile::Azure,
+            false,
+            200,
+        ),
     ]
 }
+
+/// Domains the lab treats as dangerous (network protection blocks or audits them).
+pub const DANGEROUS_DOMAINS: &[&str] = &["smartscreentestratings2.net"];

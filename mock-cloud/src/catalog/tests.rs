@@ -126,3 +126,40 @@ fn a_streamlined_gateway_is_served_as_its_first_service() {
         .unwrap();
     assert_eq!(mdav.service, Service::CloudProtection);
 }
+
+#[test]
+fn test_sites_are_served_but_never_on_the_mde_bypass_list() {
+    let catalog = Catalog::mde();
+    let sites: Vec<&str> = catalog.test_sites().map(|f| f.pattern).collect();
+    assert_eq!(
+        sites,
+        vec!["www.msftconnecttest.com", "smartscreentestratings2.net"]
+    );
+    let site = catalog.https_host("smartscreentestratings2.net").unwrap();
+    assert_eq!((site.service, site.pinned), (Service::TestSite, false));
+    assert!(
+        catalog
+            .https_host("sub.smartscreentestratings2.net")
+            .is_none(),
+        "exact names only"
+    );
+    assert!(
+        catalog
+            .dns_names()
+            .contains(&"www.msftconnecttest.com".to_owned())
+    );
+    assert!(
+        !catalog
+            .inspection_bypass()
+            .iter()
+            .any(|n| n.contains("msftconnecttest"))
+    );
+    assert!(DANGEROUS_DOMAINS.contains(&"smartscreentestratings2.net"));
+    assert!(
+        catalog
+            .endpoints()
+            .iter()
+            .all(|e| e.service != Service::TestSite),
+        "not MDE URLs"
+    );
+}
