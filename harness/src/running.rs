@@ -208,7 +208,10 @@ mod tests {
         let csv = render_hunt(&answer, HuntFormat::Csv).unwrap();
         assert_eq!(csv, "DeviceId,count_\n\"dev, \"\"a\"\"\",3\nb,\n");
         let table = render_hunt(&answer, HuntFormat::Table).unwrap();
-        assert!(table.starts_with("DeviceId  count_\ndev, \"a\"  3\nb\n"), "{table}");
+        assert!(
+            table.starts_with("DeviceId  count_\ndev, \"a\"  3\nb\n"),
+            "{table}"
+        );
         assert!(table.ends_with("(2 rows)\n"));
     }
 

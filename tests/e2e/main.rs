@@ -1,6 +1,7 @@
 //! End-to-end tests of mdelab: real sockets on loopback, real TLS, real peers (curl, dig).
 
 mod admin;
+mod certify;
 mod ci_use;
 mod cloud;
 mod demo;

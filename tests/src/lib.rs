@@ -217,3 +217,256 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A CA for a TLS-inspecting Squid (`ssl_bump`), written where Squid's unprivileged user
+/// (`proxy`, which it drops to when started as root) can read it. Removed on drop.
+pub struct SquidCa {
+    /// The CA's common name: the issuer an inspected client sees.
+    pub name: String,
+    /// Certificate (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM, 0600, owned by Squid's user when running as root).
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SquidCa {
+    /// Mints a fresh root CA named `name` (ECDSA P-256) and writes it for Squid.
+    pub fn new(name: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        let authority =
+            mdelab_certs::Authority::new_root(name, mdelab_certs::KeyAlgorithm::EcdsaP256)
+                .expect("the Squid CA is minted");
+        let dir = tempfile::tempdir().expect("Squid CA dir");
+        // The folder must be traversable by Squid's user; the key stays private to it.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cert = dir.path().join("squid-ca.pem");
+        let key = dir.path().join("squid-ca.key");
+        std::fs::write(&cert, authority.certificate_pem()).unwrap();
+        std::fs::write(&key, authority.key_pem()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        give_to_squid_user(&key);
+        Self {
+            name: name.to_owned(),
+            cert,
+            key,
+            _dir: dir,
+        }
+    }
+}
+
+/// When running as root, hands `path` (recursively) to Squid's unprivileged user, which reads
+/// keys and runs the certificate helper after dropping privileges.
+fn give_to_squid_user(path: &Path) {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        let status = Command::new("chown")
+            .args(["-R", "proxy:proxy"])
+            .arg(path)
+            .status()
+            .expect("chown runs");
+        assert!(
+            status.success(),
+            "chown proxy:proxy {} failed",
+            path.display()
+        );
+    }
+}
+
+/// What a Squid does with the TLS inside CONNECT tunnels.
+pub enum SquidTls<'a> {
+    /// Tunnels the bytes untouched.
+    Plain,
+    /// `ssl_bump`: peeks at the SNI, splices the names in `splice` (Squid `ssl::server_name`
+    /// entries: exact names or `.suffix`), bumps everything else with a certificate minted by
+    /// `ca`, and trusts `upstream_ca` (PEM bundle) for its own connections to the servers.
+    Bump {
+        /// The inspection CA.
+        ca: &'a SquidCa,
+        /// The roots Squid trusts upstream (the lab's trust bundle).
+        upstream_ca: &'a Path,
+        /// Names spliced instead of bumped.
+        splice: Vec<String>,
+    },
+}
+
+/// How to start a [`Squid`] with [`Squid::start_with`].
+pub struct SquidOptions<'a> {
+    /// `/etc/hosts`-style file Squid resolves names with (the lab's).
+    pub hosts_file: &'a Path,
+    /// Plain CONNECT or TLS inspection.
+    pub tls: SquidTls<'a>,
+    /// When set, only these destinations (Squid `dstdomain` entries) are allowed; anything
+    /// else is refused with 403, as a proxy that must not be an open relay does.
+    pub allow_domains: Option<Vec<String>>,
+    /// More squid.conf lines (e.g. `read_timeout 1 seconds`).
+    pub extra_config: &'a str,
+}
+
+impl Squid {
+    /// Starts `squid -N` configured by `options` and waits until it accepts connections.
+    pub fn start_with(options: &SquidOptions<'_>) -> Self {
+        let dir = tempfile::tempdir().expect("squid dir");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        let mut port_options = String::new();
+        let mut tls_config = String::new();
+        if let SquidTls::Bump {
+            ca,
+            upstream_ca,
+            splice,
+        } = &options.tls
+        {
+            // The certificate helper's database must exist, and belong to Squid's user.
+            let db = dir.path().join("ssl_db");
+            let out = tool("/usr/lib/squid/security_file_certgen", "squid-openssl")
+                .arg("-c")
+                .arg("-s")
+                .arg(&db)
+                .args(["-M", "4MB"])
+                .output()
+                .expect("security_file_certgen runs");
+            assert!(
+                out.status.success(),
+                "security_file_certgen -c failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            give_to_squid_user(&db);
+            port_options = format!(
+                " ssl-bump tls-cert={} tls-key={} generate-host-certificates=on dynamic_cert_mem_cache_size=4MB",
+                ca.cert.display(),
+                ca.key.display()
+            );
+            tls_config = format!(
+                "sslcrtd_program /usr/lib/squid/security_file_certgen -s {d}/ssl_db -M 4MB\n\
+                 sslcrtd_children 4 startup=1 idle=1\n\
+                 tls_outgoing_options cafile={}\n\
+                 acl step1 at_step SslBump1\n\
+                 ssl_bump peek step1\n",
+                upstream_ca.display()
+            );
+            if !splice.is_empty() {
+                let list = dir.path().join("splice.txt");
+                std::fs::write(&list, splice.join("\n") + "\n").unwrap();
+                tls_config.push_str(&format!(
+                    "acl mde_tls ssl::server_name \"{}\"\nssl_bump splice mde_tls\n",
+                    list.display()
+                ));
+            }
+            tls_config.push_str("ssl_bump bump all\n");
+        }
+        let mut allow = String::new();
+        if let Some(domains) = &options.allow_domains {
+            let list = dir.path().join("allow.txt");
+            std::fs::write(&list, domains.join("\n") + "\n").unwrap();
+            allow = format!(
+                "acl allowed_dst dstdomain \"{}\"\nhttp_access deny !allowed_dst\n",
+                list.display()
+            );
+        }
+        let config = format!(
+            "http_port 127.0.0.1:{port}{port_options}\n\
+             hosts_file {hosts}\n\
+             acl SSL_ports port 443\n\
+             acl Safe_ports port 80 443\n\
+             http_access deny !Safe_ports\n\
+             http_access deny CONNECT !SSL_ports\n\
+             {allow}\
+             http_access allow localhost\n\
+             http_access deny all\n\
+             {tls_config}\
+             cache deny all\n\
+             access_log stdio:{d}/access.log\n\
+             cache_log {d}/cache.log\n\
+             pid_filename {d}/squid.pid\n\
+             coredump_dir {d}\n\
+             shutdown_lifetime 0 seconds\n\
+             {extra}\n",
+            hosts = options.hosts_file.display(),
+            extra = options.extra_config,
+        );
+        let conf = dir.path().join("squid.conf");
+        std::fs::write(&conf, config).unwrap();
+        let child = tool("squid", "squid-openssl")
+            .arg("-N")
+            .arg("-f")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("squid starts");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut squid = Self { child, addr, dir };
+        squid.wait_ready();
+        squid
+    }
+}
+
+/// Squid `dstdomain`/`ssl::server_name` entries for host patterns (`*.suffix` → `.suffix`),
+/// leaving out exact names a `.suffix` already covers (Squid refuses such overlaps).
+pub fn squid_domains(patterns: &[String]) -> Vec<String> {
+    let suffixes: Vec<&str> = patterns
+        .iter()
+        .filter_map(|p| p.strip_prefix("*."))
+        .collect();
+    let mut out: Vec<String> = patterns
+        .iter()
+        .filter_map(|p| match p.strip_prefix("*.") {
+            Some(suffix) => {
+                // A suffix inside another suffix is an overlap too.
+                let covered = suffixes
+                    .iter()
+                    .any(|s| *s != suffix && suffix.ends_with(&format!(".{s}")));
+                (!covered).then(|| format!(".{suffix}"))
+            }
+            None => {
+                let covered = suffixes
+                    .iter()
+                    .any(|s| p == s || p.ends_with(&format!(".{s}")));
+                (!covered).then(|| p.clone())
+            }
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Reads a JUnit XML report with junitparser (PyPI; `.ci/run` installs it), a real consumer of
+/// JUnit: `(suites, test cases, cases not passed)`. Fails the test if it refuses the XML.
+pub fn junit_counts(xml: &[u8]) -> (usize, usize, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.xml");
+    std::fs::write(&file, xml).unwrap();
+    let check = r#"
+import sys
+from junitparser import JUnitXml
+xml = JUnitXml.fromfile(sys.argv[1])
+suites = list(xml)
+cases = [case for suite in suites for case in suite]
+failed = [case for case in cases if not case.is_passed]
+print(len(suites), len(cases), len(failed))
+"#;
+    let parsed = tool("python3", "python3")
+        .arg("-c")
+        .arg(check)
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        parsed.status.success(),
+        "junitparser refused the report: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let counts: Vec<usize> = String::from_utf8_lossy(&parsed.stdout)
+        .split_whitespace()
+        .map(|n| n.parse().expect("a count"))
+        .collect();
+    assert_eq!(counts.len(), 3, "junitparser output: {counts:?}");
+    (counts[0], counts[1], counts[2])
+}
