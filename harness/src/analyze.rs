@@ -1,12 +1,1276 @@
-//! `mdelab analyze`: the Client Analyzer's connectivity view. (Placeholder: being written.)
+//! `mdelab analyze`: the MDE Client Analyzer's connectivity view of a machine profile (or of a
+//! proxy given on the command line), run against the lab.
+//!
+//! The analyzer runs as SYSTEM on the device (reference §2.1): for every URL of its groups for
+//! the device's region and connectivity model it tries five methods and prints one line each:
+//!
+//! 1. **Default proxy**: WinHTTP's configured proxy (`netsh winhttp`), else direct. For the
+//!    SampleUpload and MdeConfigMgr groups, with a user logged on, the user's WinINet proxy
+//!    (with the user's credentials): the lab's reading of test 3b, where those two groups
+//!    alone were reachable with only a WinINet proxy.
+//! 2. **Proxy auto discovery (WPAD)**: the proxy the lab's WPAD server answers.
+//! 3. **Proxy disabled**: direct (the gateway rule drops it: a 12002 timeout).
+//! 4. **Named proxy**: the static proxy (`TelemetryProxyServer`), or `Doesn't exist`.
+//! 5. **Command line proxy**: `--proxy`, or `Doesn't exist`.
+//!
+//! An answer prints `Succeeded (<status>)` whatever the status (WinHTTP delivered a response,
+//! a proxy's 407 included); a transport failure prints `Failed (<WinHTTP error>: …)`. The
+//! summary then counts per URL like the script's parser (`(200)`, `(400)`, `(404)` or
+//! `Succeeded (405)` on any line is a success; so a 407 is a failure) and gives each group
+//! its result id. Last, the certificate-chain check fetches each HTTPS host's chain through
+//! the analyzer's proxy (static first, then the command-line proxy, then WinHTTP's), trusting
+//! anything, and flags an issuer it does not expect (132027, the signature of TLS inspection).
+//!
+//! `--format mdatp` prints the macOS/Linux view instead (`Testing connection with … [OK]`);
+//! `--format json` the Windows view as data (with the proxies' real addresses; the text
+//! prints lab proxies as `PROX01:3128`).
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use mdelab_certs::{CertSummary, Pin, PinSet, describe};
+use mdelab_mock_cloud::{Catalog, Connectivity, Endpoint, Region, Scheme, Service};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde::Serialize;
+
+use crate::manifest::Manifest;
+use crate::scenario::profile::{LabProxy, MachineProfile, PacDirective};
+use crate::scenario::rig::{Rig, RigOptions};
+use crate::scenario::route::{Context, RouteChoice, Step};
+use crate::sensor::{
+    self, ClientKind, DeviceTrust, Network, Origin, Outcome, ProxyRoute, Route, Target, Verdict,
+};
+
+/// Output of `mdelab analyze`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnalyzeFormat {
+    /// The Windows Client Analyzer's text (`Testing URL : …`, five methods per URL).
+    #[default]
+    Table,
+    /// The macOS/Linux `mdatp connectivity test` view.
+    Mdatp,
+    /// The Windows view as JSON.
+    Json,
+}
 
 /// Options of `mdelab analyze`.
 #[derive(Debug, clap::Args)]
-pub struct AnalyzeArgs {}
+pub struct AnalyzeArgs {
+    /// A machine profile (TOML) to analyze.
+    #[arg(long, conflicts_with = "scenario")]
+    pub profile: Option<PathBuf>,
+    /// The machine profile of a named scenario (see `mdelab scenario list`).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// A proxy given on the analyzer's command line (method 5): `http://host:port`,
+    /// `host:port`, or a lab proxy name (`PROX02`).
+    #[arg(long)]
+    pub proxy: Option<String>,
+    /// Analyze against a running lab (`mdelab up --manifest FILE`) instead of starting one;
+    /// the profile may then name no lab proxy, and the gateway rule is not enforced.
+    #[arg(long)]
+    pub lab: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: AnalyzeFormat,
+    /// Time each request step may take, in milliseconds (a blocked route's 12002 comes after
+    /// this).
+    #[arg(long, default_value_t = 500)]
+    pub timeout_ms: u64,
+}
 
-/// Runs the analysis; `Ok(true)` when every URL group is reachable.
-pub async fn run(_args: AnalyzeArgs) -> Result<bool> {
-    anyhow::bail!("analyze is not implemented yet")
+/// Runs the analysis; `Ok(true)` when every URL group is reachable (130017…130021).
+pub async fn run(args: AnalyzeArgs) -> Result<bool> {
+    let profile = match (&args.profile, &args.scenario) {
+        (Some(path), _) => MachineProfile::read(path)?,
+        (None, Some(name)) => {
+            let scenario = crate::scenario::find(name).with_context(|| {
+                format!("no scenario named {name:?} (see `mdelab scenario list`)")
+            })?;
+            MachineProfile::from_toml(scenario.profile)?
+        }
+        (None, None) if args.proxy.is_some() => MachineProfile::from_toml(
+            "name = \"command-line\"\ndescription = \"nothing configured; the proxy given on the command line\"",
+        )?,
+        (None, None) => bail!(
+            "give a machine profile (--profile FILE or --scenario NAME) or a proxy (--proxy URL)"
+        ),
+    };
+    let lab = match &args.lab {
+        Some(path) => Some(Manifest::read(path)?),
+        None => None,
+    };
+    let options = AnalyzeOptions {
+        profile,
+        command_line_proxy: args.proxy.clone(),
+        lab,
+        timeout: Duration::from_millis(args.timeout_ms.max(1)),
+    };
+    let text;
+    let ok;
+    match args.format {
+        AnalyzeFormat::Mdatp => {
+            let report = analyze_mdatp(&options).await?;
+            text = report.text();
+            ok = report.all_ok();
+        }
+        AnalyzeFormat::Table | AnalyzeFormat::Json => {
+            let analysis = analyze(&options).await?;
+            text = if args.format == AnalyzeFormat::Json {
+                analysis.json()?
+            } else {
+                analysis.text()
+            };
+            ok = analysis.all_groups_ok();
+        }
+    }
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+    Ok(ok)
+}
+
+/// What to analyze.
+#[derive(Clone, Debug)]
+pub struct AnalyzeOptions {
+    /// The device.
+    pub profile: MachineProfile,
+    /// Method 5: `http://host:port`, `host:port` or a lab proxy name.
+    pub command_line_proxy: Option<String>,
+    /// A running lab to use instead of starting one.
+    pub lab: Option<Manifest>,
+    /// Time each request step may take.
+    pub timeout: Duration,
+}
+
+impl AnalyzeOptions {
+    /// Analyze `profile` in a lab started for it, with a 500 ms step timeout.
+    pub fn new(profile: MachineProfile) -> Self {
+        Self {
+            profile,
+            command_line_proxy: None,
+            lab: None,
+            timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The analyzer's URL groups (RegionsURLs.json), with their result ids (all good, one
+/// failure, more) where the script gives them.
+const GROUPS: [(&str, Option<[u32; 3]>); 9] = [
+    ("CnCURLs", Some([130_017, 131_013, 132_021])),
+    ("CyberDataURLs", Some([130_018, 131_014, 132_022])),
+    ("AutoIRBlobs", Some([130_019, 131_015, 132_023])),
+    ("SampleUploadBlobs", Some([130_020, 131_016, 132_024])),
+    ("MdeConfigMgr", Some([130_021, 131_017, 132_025])),
+    ("CTLDL", None),
+    ("Settings", None),
+    ("Events", None),
+    ("OneDs", None),
+];
+
+/// The analyzer group of a catalog URL, if the analyzer tests it.
+fn group_of(e: &Endpoint) -> Option<&'static str> {
+    Some(match e.service {
+        Service::CommandAndControl => "CnCURLs",
+        Service::CyberData => "CyberDataURLs",
+        Service::AutoIr => "AutoIRBlobs",
+        Service::SampleUpload => "SampleUploadBlobs",
+        Service::ConfigManager => "MdeConfigMgr",
+        Service::CrlCtl if e.host == "ctldl.windowsupdate.com" => "CTLDL",
+        Service::Telemetry if e.host == "settings-win.data.microsoft.com" => "Settings",
+        Service::Telemetry if e.host == "events.data.microsoft.com" => "Events",
+        Service::CoreService if e.host.ends_with("mobile.events.data.microsoft.com") => "OneDs",
+        _ => return None,
+    })
+}
+
+/// A group's result id: all good, one failed URL, more than one.
+fn result_id(ids: [u32; 3], failed: usize) -> u32 {
+    ids[failed.min(2)]
+}
+
+/// Groups whose services can run in the logged-on user's context (test 3b).
+fn user_capable(group: &str) -> bool {
+    matches!(group, "SampleUploadBlobs" | "MdeConfigMgr")
+}
+
+/// The analyzer's URLs for a device, in group order.
+pub fn analyzer_urls(
+    region: Region,
+    model: Connectivity,
+) -> Vec<(&'static str, &'static Endpoint)> {
+    let mut out = Vec::new();
+    for (group, _) in GROUPS {
+        for e in Catalog::mde().for_device(region, model) {
+            if group_of(e) == Some(group) {
+                out.push((group, e));
+            }
+        }
+    }
+    out
+}
+
+/// Where the analyzer runs: a rig started for the profile, or a running lab.
+#[derive(Debug)]
+struct Env {
+    rig: Option<Rig>,
+    network: Network,
+    trust: DeviceTrust,
+    profile: MachineProfile,
+    command_line: Option<(String, SocketAddr)>,
+    device: String,
+}
+
+impl Env {
+    async fn start(options: &AnalyzeOptions) -> Result<Self> {
+        let profile = options.profile.clone();
+        let (rig, network, trust, device) = match &options.lab {
+            None => {
+                let rig = Rig::start(
+                    &profile,
+                    RigOptions {
+                        step_timeout: options.timeout,
+                        ..RigOptions::default()
+                    },
+                )
+                .await?;
+                let mut network = rig.network();
+                network.dials = None;
+                let trust = rig.trust();
+                let device = format!(
+                    "the device ({}{})",
+                    rig.device_ip(),
+                    if profile.gateway.blocks_direct {
+                        ", direct traffic blocked at the gateway"
+                    } else {
+                        ""
+                    }
+                );
+                (Some(rig), network, trust, device)
+            }
+            Some(manifest) => {
+                if let Some(p) = profile.referenced_proxies().first() {
+                    bail!(
+                        "the profile names {p}, but the lab proxies run only in a lab started here: \
+                         drop --lab, or give the proxy with --proxy"
+                    );
+                }
+                (
+                    None,
+                    network_of(manifest, options.timeout),
+                    trust_of(manifest, profile.trust.inspection_ca)?,
+                    "this host, against a running lab (no gateway rule)".to_owned(),
+                )
+            }
+        };
+        let mut env = Self {
+            rig,
+            network,
+            trust,
+            profile,
+            command_line: None,
+            device,
+        };
+        if let Some(text) = &options.command_line_proxy {
+            env.command_line = Some(env.command_line_proxy(text).await?);
+        }
+        Ok(env)
+    }
+
+    async fn command_line_proxy(&self, text: &str) -> Result<(String, SocketAddr)> {
+        if let (Ok(proxy), Some(rig)) = (text.parse::<LabProxy>(), &self.rig) {
+            return Ok((proxy.nominal(), rig.proxy(proxy).addr()));
+        }
+        let authority = text
+            .strip_prefix("http://")
+            .unwrap_or(text)
+            .trim_end_matches('/');
+        if authority.contains('/') || authority.starts_with("https://") {
+            bail!("--proxy takes http://host:port, host:port or a lab proxy name, not {text:?}");
+        }
+        let addr = tokio::net::lookup_host(authority)
+            .await
+            .with_context(|| format!("cannot resolve the proxy {authority:?}"))?
+            .next()
+            .with_context(|| format!("the proxy {authority:?} has no address"))?;
+        Ok((authority.to_owned(), addr))
+    }
+
+    /// The route of a step of the profile, or `None` when the profile does not set it.
+    async fn step(&self, route: RouteChoice, context: Context) -> Option<Route> {
+        let rig = self.rig.as_ref()?;
+        rig.route_for(Step { route, context })
+            .await
+            .ok()
+            .map(|(route, _)| route)
+    }
+
+    async fn shutdown(self) -> Result<()> {
+        match self.rig {
+            Some(rig) => rig.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+fn network_of(manifest: &Manifest, timeout: Duration) -> Network {
+    let mut port_map = BTreeMap::new();
+    for (catalog, bound) in [(443, manifest.https.port()), (80, manifest.http.port())] {
+        if catalog != bound {
+            port_map.insert(catalog, bound);
+        }
+    }
+    Network {
+        dns: manifest.dns,
+        port_map,
+        step_timeout: timeout,
+        source_ip: None,
+        dials: None,
+    }
+}
+
+fn trust_of(manifest: &Manifest, with_inspection_ca: bool) -> Result<DeviceTrust> {
+    let mut roots = Vec::new();
+    let mut files = vec![&manifest.trust_bundle];
+    if with_inspection_ca {
+        files.push(&manifest.inspection_ca);
+    }
+    for file in files {
+        let pem =
+            std::fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.push(cert.with_context(|| format!("{} is not PEM", file.display()))?);
+        }
+    }
+    let mut pins = PinSet::new();
+    for (i, pin) in manifest
+        .pins
+        .pinned
+        .split(';')
+        .filter(|p| !p.trim().is_empty())
+        .enumerate()
+    {
+        let pin = Pin::parse(pin).with_context(|| format!("bad pin {pin:?} in the manifest"))?;
+        pins = pins.with(pin, format!("pinned key {}", i + 1));
+    }
+    Ok(DeviceTrust {
+        roots,
+        sensor_pins: pins,
+    })
+}
+
+/// How one method reaches a URL.
+#[derive(Clone, Debug)]
+enum Via {
+    /// Through this route.
+    Route(Route),
+    /// The method has nothing configured.
+    Absent,
+    /// The method fails before any request (WPAD found nothing).
+    Fails(String),
+}
+
+/// The five methods' routes, for URLs of ordinary groups and of user-capable groups.
+async fn method_routes(env: &Env) -> [[Via; 5]; 2] {
+    let p = &env.profile;
+    let winhttp = match p.winhttp.proxy {
+        Some(_) => env.step(RouteChoice::WinHttp, Context::System).await,
+        None => Some(Route::Direct),
+    }
+    .unwrap_or(Route::Direct);
+    let user = if p.user.logged_on && p.wininet.proxy.is_some() {
+        env.step(RouteChoice::WinInet, Context::User).await
+    } else {
+        None
+    };
+    let wpad = match (&env.rig, p.wpad_answer()) {
+        (Some(_), Some(_)) => match env.step(RouteChoice::Wpad, Context::System).await {
+            Some(route) => Via::Route(route),
+            None => Via::Fails(wpad_failed()),
+        },
+        _ => Via::Fails(wpad_failed()),
+    };
+    let named = match p.static_proxy.telemetry_proxy_server {
+        Some(_) => env
+            .step(RouteChoice::Static, Context::System)
+            .await
+            .map_or(Via::Absent, Via::Route),
+        None => Via::Absent,
+    };
+    let command_line = env.command_line.as_ref().map_or(Via::Absent, |(_, addr)| {
+        Via::Route(Route::Proxy(ProxyRoute {
+            addr: *addr,
+            credentials: None,
+        }))
+    });
+    let ordinary = [
+        Via::Route(winhttp.clone()),
+        wpad,
+        Via::Route(Route::Direct),
+        named,
+        command_line,
+    ];
+    let mut user_groups = ordinary.clone();
+    if let Some(route) = user {
+        user_groups[0] = Via::Route(route);
+    }
+    [ordinary, user_groups]
+}
+
+fn wpad_failed() -> String {
+    "Failed (12180: WinHttpGetProxyForUrl: 12180: The proxy auto-discovery found no proxy \
+     configuration script)"
+        .to_owned()
+}
+
+/// The analyzer's line for an outcome: any HTTP answer is `Succeeded (status)`, a transport
+/// failure its WinHTTP error.
+pub fn method_line(outcome: &Outcome) -> String {
+    let failed =
+        |code: u32, text: &str| format!("Failed ({code}: WinHttpSendRequest: {code}: {text})");
+    match &outcome.verdict {
+        Verdict::Connected { status } | Verdict::ProxyRefused { status } => {
+            format!("Succeeded ({status})")
+        }
+        Verdict::ProxyAuthRequired => "Succeeded (407)".to_owned(),
+        Verdict::Timeout => failed(12002, "The operation timed out"),
+        Verdict::Refused => failed(
+            12029,
+            "A connection with the server could not be established",
+        ),
+        Verdict::DnsFailure { .. } => {
+            failed(12007, "The server name or address could not be resolved")
+        }
+        Verdict::PinMismatch
+        | Verdict::UnknownIssuer
+        | Verdict::NameMismatch
+        | Verdict::Expired
+        | Verdict::TlsAlert { .. } => failed(12175, "A security error occurred"),
+        Verdict::Other { .. } => failed(
+            12030,
+            "The connection with the server was terminated abnormally",
+        ),
+    }
+}
+
+/// The script's parser: a line that counts as a success.
+fn line_succeeds(line: &str) -> bool {
+    ["(200)", "(400)", "(404)"].iter().any(|s| line.contains(s)) || line.contains("Succeeded (405)")
+}
+
+const METHOD_NAMES: [&str; 5] = [
+    "Default proxy",
+    "Proxy auto discovery (WPAD)",
+    "Proxy disabled",
+    "Named proxy",
+    "Command line proxy",
+];
+
+/// One method's result for one URL.
+#[derive(Clone, Debug, Serialize)]
+pub struct MethodResult {
+    /// 1 to 5.
+    pub number: usize,
+    /// `Default proxy`…
+    pub name: &'static str,
+    /// The analyzer's text after the colon.
+    pub line: String,
+    /// What the device saw (absent for `Doesn't exist` and WPAD failures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// One URL's block.
+#[derive(Clone, Debug, Serialize)]
+pub struct UrlResult {
+    /// The URL.
+    pub url: String,
+    /// Its analyzer group.
+    pub group: &'static str,
+    /// The five methods.
+    pub methods: Vec<MethodResult>,
+    /// Whether the script's parser counts it reachable.
+    pub reachable: bool,
+}
+
+/// One group's summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupResult {
+    /// `CnCURLs`…
+    pub group: &'static str,
+    /// URLs tested.
+    pub urls: usize,
+    /// URLs with no successful method.
+    pub failed: usize,
+    /// The script's result id, where it has one.
+    pub result: Option<u32>,
+}
+
+/// One host's certificate-chain check.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChainResult {
+    /// The host.
+    pub host: String,
+    /// The leaf's issuer, when a chain came back.
+    pub issuer: Option<String>,
+    /// The issuer of the top certificate served (the root it chains to).
+    pub root: Option<String>,
+    /// The root the analyzer expects for that issuer, if it knows the issuer.
+    pub expected_root: Option<String>,
+    /// `None` when the chain is as expected; else 132027 (issuer not expected), 132026 (root
+    /// mismatch) or 131028 (no chain).
+    pub result: Option<u32>,
+    /// In words.
+    pub detail: String,
+}
+
+/// The proxy configuration line.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProxyConfig {
+    /// `NamedWinHttp`, `AutoDetect` or `NoProxy`.
+    pub method: &'static str,
+    /// The address as printed (`PROX01:3128`), or empty.
+    pub address: String,
+    /// Its real address, when it is a lab proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_address: Option<SocketAddr>,
+}
+
+/// The Windows analyzer's connectivity view.
+#[derive(Clone, Debug, Serialize)]
+pub struct Analysis {
+    /// The profile's name.
+    pub profile: String,
+    /// Region.
+    pub region: Region,
+    /// Connectivity model.
+    pub connectivity: Connectivity,
+    /// Where the analyzer ran.
+    pub device: String,
+    /// The `Proxy config:` line.
+    pub proxy_config: ProxyConfig,
+    /// One block per URL.
+    pub urls: Vec<UrlResult>,
+    /// One line per group.
+    pub groups: Vec<GroupResult>,
+    /// The proxy the certificate checks went through, as printed.
+    pub chain_proxy: String,
+    /// One line per HTTPS host.
+    pub chains: Vec<ChainResult>,
+    /// The lab proxies' real addresses.
+    pub proxy_addrs: BTreeMap<String, SocketAddr>,
+}
+
+impl Analysis {
+    /// Whether every group with a result id is all good (1300xx).
+    pub fn all_groups_ok(&self) -> bool {
+        self.groups
+            .iter()
+            .all(|g| g.result.is_none_or(|id| id / 1000 == 130))
+    }
+
+    /// The result id of a group.
+    pub fn group_result(&self, group: &str) -> Option<u32> {
+        self.groups.iter().find(|g| g.group == group)?.result
+    }
+
+    /// The analyzer's text.
+    pub fn text(&self) -> String {
+        let mut out = String::from("MDE Client Analyzer connectivity view (mdelab reproduction)\n");
+        let _ = writeln!(
+            out,
+            "Profile: {} (region {}, {}); run as SYSTEM on {}",
+            self.profile, self.region, self.connectivity, self.device
+        );
+        let _ = writeln!(
+            out,
+            "Proxy config: Method={}, address={}",
+            self.proxy_config.method, self.proxy_config.address
+        );
+        for url in &self.urls {
+            let _ = write!(out, "\nTesting URL : {}\n", url.url);
+            for m in &url.methods {
+                let _ = writeln!(out, "{} - {}: {}", m.number, m.name, m.line);
+            }
+        }
+        out.push_str(
+            "\nConnectivity summary (a URL counts as reachable when one of its lines shows (200), \
+             (400), (404) or Succeeded (405))\n",
+        );
+        for g in &self.groups {
+            let result = g.result.map_or_else(|| "-".to_owned(), |id| id.to_string());
+            let verdict = format!("{} of {} URLs reachable", g.urls - g.failed, g.urls);
+            let _ = writeln!(out, "  {result:<7} {:<18} {verdict}", g.group);
+        }
+        let _ = write!(
+            out,
+            "\nMDE certificate chain validation (through {}; any certificate accepted, no \
+             revocation check)\n",
+            self.chain_proxy
+        );
+        let width = self.chains.iter().map(|c| c.host.len()).max().unwrap_or(0);
+        for c in &self.chains {
+            let result = c
+                .result
+                .map_or_else(|| "OK".to_owned(), |id| id.to_string());
+            let _ = writeln!(out, "  {result:<7} {:<width$}  {}", c.host, c.detail);
+        }
+        let flagged: Vec<&ChainResult> = self
+            .chains
+            .iter()
+            .filter(|c| c.result == Some(132_027))
+            .collect();
+        if let Some(first) = flagged.first() {
+            let _ = writeln!(
+                out,
+                "  132027: {} host(s) present a certificate issued by '{}', which no MDE chain has: TLS inspection",
+                flagged.len(),
+                first.issuer.as_deref().unwrap_or_default()
+            );
+        }
+        let ok = self.all_groups_ok();
+        let _ = write!(
+            out,
+            "\n{}\n",
+            if ok {
+                "Every URL group is reachable."
+            } else {
+                "Some URL groups are not reachable (see the result ids above)."
+            }
+        );
+        out
+    }
+
+    /// The view as JSON.
+    pub fn json(&self) -> Result<String> {
+        #[derive(Serialize)]
+        struct Wrapped<'a> {
+            #[serde(flatten)]
+            analysis: &'a Analysis,
+            all_groups_ok: bool,
+        }
+        serde_json::to_string_pretty(&Wrapped {
+            analysis: self,
+            all_groups_ok: self.all_groups_ok(),
+        })
+        .context("failed to serialise the analysis")
+    }
+}
+
+/// Sends the probes of `jobs` concurrently; results in order.
+async fn probe_all(env: &Env, jobs: Vec<(&'static Endpoint, Route)>) -> Vec<Outcome> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (endpoint, route)) in jobs.into_iter().enumerate() {
+        let trust = env.trust.clone();
+        let network = env.network.clone();
+        set.spawn(async move {
+            let target = Target::from(endpoint);
+            let outcome =
+                sensor::probe(&target, ClientKind::Sensor, &route, &trust, &network).await;
+            (i, outcome)
+        });
+    }
+    let mut out: Vec<Option<Outcome>> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let (i, outcome) = joined.unwrap_or_else(|err| {
+            (
+                usize::MAX,
+                Outcome::new(
+                    Verdict::Other {
+                        detail: err.to_string(),
+                    },
+                    "the probe task failed",
+                    None,
+                ),
+            )
+        });
+        if i != usize::MAX {
+            if out.len() <= i {
+                out.resize(i + 1, None);
+            }
+            out[i] = Some(outcome);
+        }
+    }
+    out.into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Outcome::new(
+                    Verdict::Other {
+                        detail: "lost".into(),
+                    },
+                    "the probe task was lost",
+                    None,
+                )
+            })
+        })
+        .collect()
+}
+
+/// The proxy the analyzer's later checks use, and how it is printed: the static proxy first,
+/// then the command-line proxy, then WinHTTP's (named, else the WPAD answer), else direct.
+async fn chain_route(env: &Env) -> (Route, String) {
+    let p = &env.profile;
+    if let Some(proxy) = p.static_proxy.telemetry_proxy_server
+        && let Some(route) = env.step(RouteChoice::Static, Context::System).await
+    {
+        return (route, format!("{} (TelemetryProxyServer)", proxy.nominal()));
+    }
+    if let Some((label, addr)) = &env.command_line {
+        return (
+            Route::Proxy(ProxyRoute {
+                addr: *addr,
+                credentials: None,
+            }),
+            format!("{label} (command line)"),
+        );
+    }
+    if let Some(proxy) = p.winhttp.proxy
+        && let Some(route) = env.step(RouteChoice::WinHttp, Context::System).await
+    {
+        return (route, format!("{} (WinHTTP proxy)", proxy.nominal()));
+    }
+    if let Some(answer) = p.wpad_answer()
+        && let PacDirective::Proxy(proxy) = answer.first()
+        && let Some(route) = env.step(RouteChoice::Wpad, Context::System).await
+    {
+        return (route, format!("{} (WPAD)", proxy.nominal()));
+    }
+    (Route::Direct, "no proxy (direct)".to_owned())
+}
+
+/// The `Proxy config:` line: WinHTTP's view.
+fn proxy_config(env: &Env) -> ProxyConfig {
+    let p = &env.profile;
+    let real = |proxy: LabProxy| env.rig.as_ref().map(|r| r.proxy(proxy).addr());
+    if let Some(proxy) = p.winhttp.proxy {
+        return ProxyConfig {
+            method: "NamedWinHttp",
+            address: proxy.nominal(),
+            real_address: real(proxy),
+        };
+    }
+    if p.winhttp.auto_detect
+        && let Some(PacDirective::Proxy(proxy)) = p.wpad_answer().map(|a| a.first())
+    {
+        return ProxyConfig {
+            method: "AutoDetect",
+            address: proxy.nominal(),
+            real_address: real(proxy),
+        };
+    }
+    ProxyConfig {
+        method: "NoProxy",
+        address: String::new(),
+        real_address: None,
+    }
+}
+
+/// Runs the Windows analyzer's connectivity checks for `options`.
+pub async fn analyze(options: &AnalyzeOptions) -> Result<Analysis> {
+    let env = Env::start(options).await?;
+    let result = analyze_in(&env).await;
+    env.shutdown().await?;
+    result
+}
+
+async fn analyze_in(env: &Env) -> Result<Analysis> {
+    let region = env.profile.onboarding.region;
+    let model = env.profile.onboarding.connectivity;
+    let urls = analyzer_urls(region, model);
+    let routes = method_routes(env).await;
+    let mut jobs = Vec::new();
+    let mut slots = Vec::new();
+    for (u, (group, endpoint)) in urls.iter().enumerate() {
+        let vias = &routes[usize::from(user_capable(group))];
+        for (m, via) in vias.iter().enumerate() {
+            if let Via::Route(route) = via {
+                slots.push((u, m));
+                jobs.push((*endpoint, route.clone()));
+            }
+        }
+    }
+    let outcomes = probe_all(env, jobs).await;
+    let mut results: BTreeMap<(usize, usize), Outcome> = BTreeMap::new();
+    for (slot, outcome) in slots.into_iter().zip(outcomes) {
+        results.insert(slot, outcome);
+    }
+    let mut url_results = Vec::new();
+    for (u, (group, endpoint)) in urls.iter().enumerate() {
+        let vias = &routes[usize::from(user_capable(group))];
+        let methods: Vec<MethodResult> = vias
+            .iter()
+            .enumerate()
+            .map(|(m, via)| {
+                let (line, outcome) = match via {
+                    Via::Absent => ("Doesn't exist".to_owned(), None),
+                    Via::Fails(line) => (line.clone(), None),
+                    Via::Route(_) => {
+                        let outcome = results.remove(&(u, m));
+                        (
+                            outcome.as_ref().map(method_line).unwrap_or_default(),
+                            outcome,
+                        )
+                    }
+                };
+                MethodResult {
+                    number: m + 1,
+                    name: METHOD_NAMES[m],
+                    line,
+                    outcome,
+                }
+            })
+            .collect();
+        let reachable = methods.iter().any(|m| line_succeeds(&m.line));
+        url_results.push(UrlResult {
+            url: endpoint.url(),
+            group,
+            methods,
+            reachable,
+        });
+    }
+    let groups = GROUPS
+        .iter()
+        .map(|(group, ids)| {
+            let of_group: Vec<&UrlResult> =
+                url_results.iter().filter(|u| u.group == *group).collect();
+            let failed = of_group.iter().filter(|u| !u.reachable).count();
+            GroupResult {
+                group,
+                urls: of_group.len(),
+                failed,
+                result: ids.map(|ids| result_id(ids, failed)),
+            }
+        })
+        .filter(|g| g.urls > 0)
+        .collect();
+    let (route, chain_proxy) = chain_route(env).await;
+    let chains = chain_checks(env, &urls, &route).await;
+    Ok(Analysis {
+        profile: env.profile.name.clone(),
+        region,
+        connectivity: model,
+        device: env.device.clone(),
+        proxy_config: proxy_config(env),
+        urls: url_results,
+        groups,
+        chain_proxy,
+        chains,
+        proxy_addrs: env.rig.as_ref().map(Rig::proxy_addrs).unwrap_or_default(),
+    })
+}
+
+/// The root the analyzer expects for a leaf issuer (reference §4.2, with the lab's names).
+pub fn expected_root(issuer: &str) -> Option<&'static str> {
+    const TABLE: [(&str, &str); 6] = [
+        (
+            "MDE Lab Secure Server CA",
+            mdelab_certs::pki::PINNED_ROOT_NAME,
+        ),
+        ("MDE Lab Azure", mdelab_certs::pki::AZURE_ROOT_NAME),
+        (
+            "Microsoft Secure Server CA",
+            "Microsoft Root Certificate Authority 2011",
+        ),
+        ("Microsoft Azure", "DigiCert Global Root G2"),
+        ("DigiCert SHA2", "DigiCert Global Root CA"),
+        ("Microsoft RSA", "Baltimore CyberTrust Root"),
+    ];
+    TABLE
+        .iter()
+        .find(|(prefix, _)| issuer.starts_with(prefix))
+        .map(|(_, root)| *root)
+}
+
+/// Judges a served chain (leaf first) as the analyzer does.
+pub fn judge_chain(host: &str, chain: &[CertSummary]) -> ChainResult {
+    let Some(leaf) = chain.first() else {
+        return ChainResult {
+            host: host.to_owned(),
+            issuer: None,
+            root: None,
+            expected_root: None,
+            result: Some(131_028),
+            detail: "no certificate chain could be retrieved".into(),
+        };
+    };
+    let issuer = leaf.issuer_cn.clone();
+    let root = chain.last().map(|c| c.issuer_cn.clone());
+    let expected = expected_root(&issuer);
+    let (result, detail) = match expected {
+        None => (Some(132_027), format!("issuer not expected: '{issuer}'")),
+        Some(expected) if root.as_deref() != Some(expected) => (
+            Some(132_026),
+            format!(
+                "issuer '{issuer}' chains to '{}', expected '{expected}'",
+                root.clone().unwrap_or_default()
+            ),
+        ),
+        Some(expected) => (None, format!("issuer '{issuer}', root '{expected}'")),
+    };
+    ChainResult {
+        host: host.to_owned(),
+        issuer: Some(issuer),
+        root,
+        expected_root: expected.map(str::to_owned),
+        result,
+        detail,
+    }
+}
+
+async fn chain_checks(
+    env: &Env,
+    urls: &[(&'static str, &'static Endpoint)],
+    route: &Route,
+) -> Vec<ChainResult> {
+    let mut hosts: Vec<&str> = Vec::new();
+    for (_, e) in urls {
+        if e.scheme == Scheme::Https && !hosts.contains(&e.host.as_str()) {
+            hosts.push(&e.host);
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let origin = Origin::https(host, false);
+        let route = route.clone();
+        let network = env.network.clone();
+        set.spawn(async move { (i, fetch_chain(&origin, &route, &network).await) });
+    }
+    let mut chains: Vec<Vec<CertSummary>> = vec![Vec::new(); hosts.len()];
+    while let Some(Ok((i, chain))) = set.join_next().await {
+        chains[i] = chain;
+    }
+    hosts
+        .iter()
+        .zip(chains)
+        .map(|(host, chain)| judge_chain(host, &chain))
+        .collect()
+}
+
+/// Accepts any certificate and records the chain (the analyzer's check trusts anything).
+#[derive(Debug)]
+struct Recorder {
+    chain: Arc<Mutex<Vec<CertSummary>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let chain: Vec<CertSummary> = std::iter::once(end_entity)
+            .chain(intermediates)
+            .filter_map(|c| describe(c).ok())
+            .collect();
+        if let Ok(mut slot) = self.chain.lock() {
+            *slot = chain;
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The chain `origin` presents over `route` (empty when none came back).
+async fn fetch_chain(origin: &Origin, route: &Route, network: &Network) -> Vec<CertSummary> {
+    let Ok(stream) = sensor::connect::open(origin, route, network).await else {
+        return Vec::new();
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = Arc::new(Mutex::new(Vec::new()));
+    let verifier = Arc::new(Recorder {
+        chain: chain.clone(),
+        provider: provider.clone(),
+    });
+    let Ok(builder) =
+        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
+    else {
+        return Vec::new();
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    let Ok(name) = ServerName::try_from(origin.host.clone()) else {
+        return Vec::new();
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let _ = tokio::time::timeout(network.step_timeout, connector.connect(name, stream)).await;
+    chain.lock().map(|c| c.clone()).unwrap_or_default()
+}
+
+/// The macOS/Linux `mdatp connectivity test` view.
+#[derive(Clone, Debug, Serialize)]
+pub struct MdatpReport {
+    /// The proxy used, as printed.
+    pub proxy: String,
+    /// One entry per URL.
+    pub urls: Vec<MdatpUrl>,
+}
+
+/// One URL of the mdatp view.
+#[derive(Clone, Debug, Serialize)]
+pub struct MdatpUrl {
+    /// The URL.
+    pub url: String,
+    /// Whether it got its expected status.
+    pub ok: bool,
+    /// Why not.
+    pub reason: Option<String>,
+}
+
+impl MdatpReport {
+    /// Whether every URL passed.
+    pub fn all_ok(&self) -> bool {
+        self.urls.iter().all(|u| u.ok)
+    }
+
+    /// The text `mdatp connectivity test` prints.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "mdatp connectivity test (mdelab reproduction), proxy: {}\n",
+            self.proxy
+        );
+        for u in &self.urls {
+            let _ = writeln!(
+                out,
+                "Testing connection with {} ... [{}]",
+                u.url,
+                if u.ok { "OK" } else { "ERROR" }
+            );
+            if let Some(reason) = &u.reason {
+                let _ = writeln!(out, "    {reason}");
+            }
+        }
+        out
+    }
+}
+
+/// The URLs `mdatp connectivity test` checks: CnC, cyber data, cloud protection and the sample
+/// and Auto-IR storage (the Windows-only `ws*` sample accounts excluded).
+pub fn mdatp_urls(region: Region, model: Connectivity) -> Vec<&'static Endpoint> {
+    Catalog::mde()
+        .for_device(region, model)
+        .filter(|e| {
+            matches!(
+                e.service,
+                Service::CommandAndControl
+                    | Service::CyberData
+                    | Service::CloudProtection
+                    | Service::SampleUpload
+                    | Service::AutoIr
+            ) && !e.host.starts_with("ws")
+        })
+        .collect()
+}
+
+/// Runs the macOS/Linux view: one proxy for everything (the static proxy, else the command
+/// line's, else WinHTTP's named proxy; PAC and authentication are not supported there), each
+/// URL must answer its expected status.
+pub async fn analyze_mdatp(options: &AnalyzeOptions) -> Result<MdatpReport> {
+    let env = Env::start(options).await?;
+    let p = env.profile.clone();
+    let (route, proxy) = if let Some(proxy) = p.static_proxy.telemetry_proxy_server {
+        (
+            env.step(RouteChoice::Static, Context::System).await,
+            proxy.nominal(),
+        )
+    } else if let Some((label, addr)) = &env.command_line {
+        (
+            Some(Route::Proxy(ProxyRoute {
+                addr: *addr,
+                credentials: None,
+            })),
+            label.clone(),
+        )
+    } else if let Some(proxy) = p.winhttp.proxy {
+        (
+            env.step(RouteChoice::WinHttp, Context::System).await,
+            proxy.nominal(),
+        )
+    } else {
+        (Some(Route::Direct), "none".to_owned())
+    };
+    let route = route.unwrap_or(Route::Direct);
+    let urls = mdatp_urls(p.onboarding.region, p.onboarding.connectivity);
+    let outcomes = probe_all(&env, urls.iter().map(|e| (*e, route.clone())).collect()).await;
+    env.shutdown().await?;
+    let urls = urls
+        .iter()
+        .zip(outcomes)
+        .map(|(e, outcome)| {
+            let reason = match &outcome.verdict {
+                Verdict::Connected { status } if *status == e.probe.status => None,
+                Verdict::Connected { status } => Some(format!(
+                    "Request general issue: the server answered {status}, expected {}",
+                    e.probe.status
+                )),
+                Verdict::PinMismatch
+                | Verdict::UnknownIssuer
+                | Verdict::NameMismatch
+                | Verdict::Expired => Some(format!("SSL cert issue: {}", outcome.evidence)),
+                Verdict::Timeout | Verdict::DnsFailure { .. } => {
+                    Some(format!("Request timeout: {}", outcome.evidence))
+                }
+                _ => Some(format!("Request general issue: {}", outcome.evidence)),
+            };
+            MdatpUrl {
+                url: e.url(),
+                ok: reason.is_none(),
+                reason,
+            }
+        })
+        .collect();
+    Ok(MdatpReport { proxy, urls })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(verdict: Verdict) -> Outcome {
+        Outcome::new(verdict, "x", None)
+    }
+
+    #[test]
+    fn lines_render_like_the_analyzer_and_parse_like_the_script() {
+        let ok = method_line(&outcome(Verdict::Connected { status: 200 }));
+        assert_eq!(ok, "Succeeded (200)");
+        assert!(line_succeeds(&ok));
+        let timeout = method_line(&outcome(Verdict::Timeout));
+        assert_eq!(
+            timeout,
+            "Failed (12002: WinHttpSendRequest: 12002: The operation timed out)"
+        );
+        assert!(!line_succeeds(&timeout));
+        for status in [400, 404] {
+            assert!(line_succeeds(&method_line(&outcome(Verdict::Connected {
+                status
+            }))));
+        }
+        assert!(line_succeeds("Succeeded (405)"));
+        let auth = method_line(&outcome(Verdict::ProxyAuthRequired));
+        assert_eq!(auth, "Succeeded (407)");
+        assert!(
+            !line_succeeds(&auth),
+            "a 407 is not a success for the parser"
+        );
+        assert!(!line_succeeds("Doesn't exist"));
+        assert!(method_line(&outcome(Verdict::PinMismatch)).starts_with("Failed (12175"));
+        assert!(method_line(&outcome(Verdict::Refused)).starts_with("Failed (12029"));
+    }
+
+    #[test]
+    fn chains_are_judged_by_their_issuer_then_their_root() {
+        let cert = |subject: &str, issuer: &str| CertSummary {
+            subject_cn: subject.into(),
+            issuer_cn: issuer.into(),
+            dns_names: Vec::new(),
+            pin: Pin::of_spki_der(b"k"),
+            is_ca: false,
+            self_issued: false,
+            not_before: 0,
+            not_after: 0,
+        };
+        let good = judge_chain(
+            "h",
+            &[
+                cert("h", "MDE Lab Secure Server CA 2011"),
+                cert(
+                    "MDE Lab Secure Server CA 2011",
+                    "MDE Lab Root Certificate Authority 2011",
+                ),
+            ],
+        );
+        assert_eq!(good.result, None, "{}", good.detail);
+        let inspected = judge_chain("h", &[cert("h", "MDE Lab TLS Inspection CA")]);
+        assert_eq!(inspected.result, Some(132_027));
+        assert!(inspected.detail.contains("MDE Lab TLS Inspection CA"));
+        let wrong_root = judge_chain(
+            "h",
+            &[
+                cert("h", "MDE Lab Azure TLS Issuing CA 01"),
+                cert("MDE Lab Azure TLS Issuing CA 01", "Someone Else Root"),
+            ],
+        );
+        assert_eq!(wrong_root.result, Some(132_026));
+        assert_eq!(judge_chain("h", &[]).result, Some(131_028));
+    }
+
+    #[test]
+    fn result_ids_follow_the_failure_count() {
+        let ids = GROUPS[0].1.unwrap();
+        let by_failures: Vec<u32> = [0, 1, 2, 7].iter().map(|&f| result_id(ids, f)).collect();
+        assert_eq!(by_failures, [130_017, 131_013, 132_021, 132_021]);
+    }
+
+    #[test]
+    fn every_region_and_model_has_urls_in_the_five_main_groups() {
+        for region in Region::ALL {
+            for model in Connectivity::ALL {
+                let urls = analyzer_urls(region, model);
+                for group in [
+                    "CnCURLs",
+                    "CyberDataURLs",
+                    "AutoIRBlobs",
+                    "SampleUploadBlobs",
+                    "MdeConfigMgr",
+                ] {
+                    assert!(
+                        urls.iter().any(|(g, _)| *g == group),
+                        "{region} {model} {group}"
+                    );
+                }
+                assert!(!mdatp_urls(region, model).is_empty());
+            }
+        }
+    }
 }

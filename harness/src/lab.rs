@@ -306,6 +306,8 @@ impl Lab {
             dns: self.dns_addr(),
             port_map,
             step_timeout: Duration::from_secs(5),
+            source_ip: None,
+            dials: None,
         }
     }
 

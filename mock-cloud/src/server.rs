@@ -37,6 +37,9 @@ pub struct CloudConfig {
     pub max_connections: usize,
     /// How the services behave (capacities, holds, timeouts, seed).
     pub services: ServiceConfig,
+    /// How long a connection from a blocked peer ([`State::block_peer`]) is held, unanswered,
+    /// before it is closed.
+    pub blocked_hold: Duration,
 }
 
 impl CloudConfig {
@@ -49,6 +52,7 @@ impl CloudConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
             services: ServiceConfig::default(),
+            blocked_hold: Duration::from_secs(120),
         }
     }
 }
@@ -189,6 +193,23 @@ async fn accept_loop(
                 continue;
             }
         };
+        if app.state().is_blocked(peer.ip()) {
+            // A gateway rule blocks this client: hold the connection without a byte, as a
+            // dropped route looks to the client (it times out), and let it go at shutdown.
+            drop(permit);
+            app.state().count_blocked_connection();
+            tracing::debug!(listener = scheme.name(), %peer, "holding a connection from a blocked peer");
+            let token = token.clone();
+            let hold = config.blocked_hold;
+            tracker.spawn(async move {
+                tokio::select! {
+                    () = token.cancelled() => {}
+                    () = tokio::time::sleep(hold) => {}
+                }
+                drop(stream);
+            });
+            continue;
+        }
         let app = app.clone();
         let tls = tls.clone();
         let config = config.clone();
@@ -290,5 +311,72 @@ async fn serve_http<I>(
             // Give in-flight exchanges a bounded time to finish.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use mdelab_certs::{Pki, PkiOptions};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::{TcpListener, TcpSocket};
+    use tokio_util::sync::CancellationToken;
+
+    use super::{CloudConfig, Listeners, spawn};
+
+    const BLOCKED: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+
+    /// Sends a CRL request from `source` and returns what came back within 300 ms, if anything.
+    async fn crl_from(source: IpAddr, http: SocketAddr) -> Option<String> {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(source, 0)).unwrap();
+        let mut stream = socket.connect(http).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: crl.microsoft.com\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 256];
+        match tokio::time::timeout(std::time::Duration::from_millis(300), stream.read(&mut buf))
+            .await
+        {
+            Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_blocked_peer_is_held_unanswered_while_others_are_served() {
+        let pki = Pki::generate(&PkiOptions::default()).unwrap();
+        let listeners = Listeners {
+            https: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let token = CancellationToken::new();
+        let cloud = spawn(listeners, CloudConfig::new(pki), &token).unwrap();
+        let http = cloud.http_addr();
+        let state = cloud.state().clone();
+        state.block_peer(BLOCKED);
+        assert_eq!(state.blocked_peers(), vec![BLOCKED]);
+        assert_eq!(crl_from(BLOCKED, http).await, None, "blocked: no answer");
+        assert_eq!(state.blocked_connections(), 1);
+        let other = crl_from(IpAddr::V4(Ipv4Addr::LOCALHOST), http).await;
+        assert!(
+            other.is_some_and(|r| r.starts_with("HTTP/1.1 400")),
+            "others are served"
+        );
+        assert!(state.unblock_peer(BLOCKED));
+        assert!(
+            crl_from(BLOCKED, http).await.is_some(),
+            "served once unblocked"
+        );
+        assert_eq!(state.blocked_connections(), 1);
+        // Held connections do not delay shutdown.
+        state.block_peer(BLOCKED);
+        assert_eq!(crl_from(BLOCKED, http).await, None);
+        tokio::time::timeout(std::time::Duration::from_secs(5), cloud.shutdown())
+            .await
+            .expect("shutdown is not held up by a blocked connection")
+            .unwrap();
     }
 }

@@ -1,7 +1,9 @@
 //! State shared by every connection of the mock cloud.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::catalog::Catalog;
 use crate::config::ServiceConfig;
@@ -34,6 +36,10 @@ struct Inner {
     storage_key: [u8; 32],
     /// Set by whoever wires the lab once every service is serving.
     ready: AtomicBool,
+    /// Client addresses whose connections are dropped (a gateway rule blocking them).
+    blocked_peers: Mutex<BTreeSet<IpAddr>>,
+    /// Connections dropped because their peer was blocked.
+    blocked_connections: AtomicU64,
 }
 
 impl State {
@@ -54,6 +60,8 @@ impl State {
                 live_response: LiveResponse::new(config.live_response_timeout),
                 storage_key: rand::random(),
                 ready: AtomicBool::new(false),
+                blocked_peers: Mutex::new(BTreeSet::new()),
+                blocked_connections: AtomicU64::new(0),
                 journal,
                 config,
             }),
@@ -118,5 +126,45 @@ impl State {
     /// Marks the lab ready (or not).
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::Release);
+    }
+
+    /// Drops every later connection from `ip`, as a gateway rule blocking that client would:
+    /// the listeners accept it and never answer, so the client sees a timeout. Connections
+    /// already being served are not affected.
+    pub fn block_peer(&self, ip: IpAddr) {
+        self.blocked().insert(ip);
+    }
+
+    /// Lifts the block on `ip`; whether it was blocked.
+    pub fn unblock_peer(&self, ip: IpAddr) -> bool {
+        self.blocked().remove(&ip)
+    }
+
+    /// The blocked client addresses, sorted.
+    pub fn blocked_peers(&self) -> Vec<IpAddr> {
+        self.blocked().iter().copied().collect()
+    }
+
+    /// Whether connections from `ip` are dropped.
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        self.blocked().contains(&ip)
+    }
+
+    /// How many connections were dropped because their peer was blocked.
+    pub fn blocked_connections(&self) -> u64 {
+        self.inner.blocked_connections.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_blocked_connection(&self) {
+        self.inner
+            .blocked_connections
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn blocked(&self) -> std::sync::MutexGuard<'_, BTreeSet<IpAddr>> {
+        self.inner
+            .blocked_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }

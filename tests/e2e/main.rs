@@ -1,12 +1,14 @@
 //! End-to-end tests of mdelab: real sockets on loopback, real TLS, real peers (curl, dig).
 
 mod admin;
+mod analyze;
 mod certify;
 mod ci_use;
 mod cloud;
 mod demo;
 mod interop;
 mod proxies;
+mod scenarios;
 mod sensor;
 mod services;
 mod up;

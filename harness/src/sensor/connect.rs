@@ -1,10 +1,11 @@
 //! Routes: how the device gets a byte stream to a target, directly or through a proxy.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::{Network, Origin, Outcome, Verdict};
 use mdelab_mock_cloud::catalog::Scheme;
@@ -14,6 +15,44 @@ pub type Stream = TcpStream;
 
 /// The largest proxy response head the client reads.
 const MAX_PROXY_HEAD: usize = 16 * 1024;
+
+/// One TCP connection the device opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dial {
+    /// The device's end (source address and port).
+    pub local: SocketAddr,
+    /// What it connected to (a proxy, or the host itself).
+    pub peer: SocketAddr,
+}
+
+/// A shared record of the connections a device opened, oldest first (see
+/// [`Network::dials`](super::Network::dials)). Cloning shares the record.
+#[derive(Clone, Debug, Default)]
+pub struct DialTrace {
+    dials: Arc<Mutex<Vec<Dial>>>,
+}
+
+impl DialTrace {
+    /// An empty trace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The connections recorded so far, oldest first.
+    pub fn dials(&self) -> Vec<Dial> {
+        self.dials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn push(&self, dial: Dial) {
+        self.dials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(dial);
+    }
+}
 
 /// How a request leaves the device.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,10 +132,7 @@ pub async fn open(target: &Origin, route: &Route, network: &Network) -> Result<S
             let authority = format!("{}:{}", target.host, target.port);
             let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
             if let Some(value) = proxy.authorization() {
-                head.push_str(&format!(
-                    "Proxy-Authorization: {value}
-"
-                ));
+                head.push_str(&format!("Proxy-Authorization: {value}\r\n"));
             }
             head.push_str("\r\n");
             let status = tokio::time::timeout(network.step_timeout, async {
@@ -129,10 +165,32 @@ pub async fn open(target: &Origin, route: &Route, network: &Network) -> Result<S
     }
 }
 
+/// Connects to `addr`, from the device's source address when it has one.
+async fn connect_from(addr: SocketAddr, network: &Network) -> std::io::Result<TcpStream> {
+    let Some(source) = network.source_ip else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0)).map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!("cannot bind the device's source address {source}: {err}"),
+        )
+    })?;
+    socket.connect(addr).await
+}
+
 async fn dial(addr: SocketAddr, network: &Network, what: &str) -> Result<Stream, Outcome> {
-    match tokio::time::timeout(network.step_timeout, TcpStream::connect(addr)).await {
+    match tokio::time::timeout(network.step_timeout, connect_from(addr, network)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
+            if let (Some(trace), Ok(local)) = (&network.dials, stream.local_addr()) {
+                trace.push(Dial { local, peer: addr });
+            }
             Ok(stream)
         }
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => Err(Outcome::new(

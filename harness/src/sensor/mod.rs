@@ -31,7 +31,7 @@ use mdelab_mock_cloud::catalog::{Endpoint, ProbeMethod, Scheme};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use connect::{ProxyRoute, Route};
+pub use connect::{Dial, DialTrace, ProxyRoute, Route};
 pub use verdict::{Layer, Outcome, Verdict};
 use verifier::{PinMismatch, PinningVerifier, pin_labels};
 
@@ -48,6 +48,14 @@ pub struct Network {
     pub port_map: BTreeMap<u16, u16>,
     /// Time allowed for each step (resolve, connect, handshake, response).
     pub step_timeout: Duration,
+    /// The address the device's sockets bind before connecting (e.g. `127.0.0.77`, so the
+    /// lab's gateway rule can tell the device's own connections apart); `None` lets the OS
+    /// choose.
+    pub source_ip: Option<std::net::IpAddr>,
+    /// Where to record every TCP connection the device opens (local and peer address), so a
+    /// caller can find each connection in the access log of the proxy it reached; `None`
+    /// records nothing.
+    pub dials: Option<connect::DialTrace>,
 }
 
 impl Network {

@@ -1,0 +1,607 @@
+//! The rig: a lab brought up for one machine profile, with the write-up's topology around the
+//! emulated device.
+//!
+//! - The three proxies PROX01/02/03, each plain or inspecting, with or without authentication,
+//!   or unreachable (a bound port nobody listens on: the device's connection is refused).
+//! - The gateway rule: the mock cloud drops every connection whose peer is the device's source
+//!   address ([`DEVICE_IP`]), so a direct attempt times out as on a blocked route, while the
+//!   proxies (which dial from 127.0.0.1) still get through.
+//! - A WPAD server answering the profile's PAC (`FindProxyForURL` returning one constant).
+//!
+//! [`Rig::send`] makes one request of the device along one [`Step`] and reports what the
+//! proxies' own access logs say about it: every TCP connection the device opened is looked up,
+//! by its source port, in the log of the proxy it reached.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use mdelab_mock_cloud::Catalog;
+use mdelab_proxy::{AccessRecord, ClientHandshake, Credentials, TlsHandling};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::profile::{LAB_PASSWORD, LAB_USER, LabProxy, MachineProfile, PacAnswer, PacDirective};
+use super::route::{Context, RouteChoice, Step};
+use crate::lab::{Lab, LabOptions, ProxyInfo, ProxyKind, ProxySpec};
+use crate::sensor::{
+    self, ClientKind, DeviceTrust, DialTrace, HttpRequest, HttpResponse, Network, Origin, Outcome,
+    ProxyRoute, Route, Verdict,
+};
+
+/// The emulated device's source address: every socket it opens binds it, and the gateway rule
+/// blocks it.
+pub const DEVICE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 77));
+
+/// The device id the emulated sensor sends.
+pub const DEVICE_ID: &str = "mdelab-ws01";
+
+/// The tenant the device is onboarded to.
+pub const ORG_ID: &str = "mdelab-org";
+
+/// Default time the device allows each step (connect, handshake, response): short, so a
+/// blocked route costs little; every real exchange on loopback takes a few milliseconds.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long to wait for a proxy's access record once the device's connection has ended.
+const RECORD_WAIT: Duration = Duration::from_secs(3);
+
+/// How the rig runs.
+#[derive(Clone, Debug)]
+pub struct RigOptions {
+    /// Time the device allows each step.
+    pub step_timeout: Duration,
+    /// The device's source address.
+    pub device_ip: IpAddr,
+}
+
+impl Default for RigOptions {
+    fn default() -> Self {
+        Self {
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+            device_ip: DEVICE_IP,
+        }
+    }
+}
+
+/// One lab proxy as deployed.
+#[derive(Debug)]
+pub enum Deployed {
+    /// Serving, with its access log.
+    Running(ProxyInfo),
+    /// A port bound but not listening: connections to it are refused.
+    Unreachable {
+        /// Its address.
+        addr: SocketAddr,
+        /// Holds the port so nobody else takes it.
+        _socket: TcpSocket,
+    },
+}
+
+impl Deployed {
+    /// Where the device reaches it.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Running(info) => info.addr,
+            Self::Unreachable { addr, .. } => *addr,
+        }
+    }
+}
+
+/// A lab with the profile's topology around the device.
+#[derive(Debug)]
+pub struct Rig {
+    lab: Lab,
+    profile: MachineProfile,
+    proxies: BTreeMap<LabProxy, Deployed>,
+    wpad: Option<Wpad>,
+    options: RigOptions,
+    token: CancellationToken,
+}
+
+/// What one proxy's access record says about a connection of the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    /// The proxy, by the name in its own access record.
+    pub proxy: String,
+    /// The status it answered (200 for a tunnel; 407; 403…).
+    pub status: u16,
+    /// What became of the request, as the proxy logged it.
+    pub outcome: String,
+    /// What it did with the TLS, in words, when it inspected or spliced it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+}
+
+impl Hop {
+    /// Whether the proxy's own access log has the record (a hop is only evidence if so).
+    pub fn logged(&self) -> bool {
+        !(self.status == 0 && self.outcome == "no access record")
+    }
+
+    /// `PROX01`, `PROX01 (407)`, `PROX03 (inspected)`…
+    pub fn label(&self) -> String {
+        if !self.logged() {
+            format!("{} (no access record)", self.proxy)
+        } else if self.status == 407 {
+            format!("{} (407)", self.proxy)
+        } else if self
+            .tls
+            .as_deref()
+            .is_some_and(|t| t.starts_with("inspected"))
+        {
+            format!("{} (inspected)", self.proxy)
+        } else if self.status != 200 && self.status != 0 && self.outcome != "completed" {
+            format!("{} ({})", self.proxy, self.status)
+        } else {
+            self.proxy.clone()
+        }
+    }
+}
+
+/// One request of the device along one step.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The step followed.
+    pub step: Step,
+    /// What came back, or why not.
+    pub result: Result<HttpResponse, Outcome>,
+    /// What the proxies' access logs say about the device's connections, in order.
+    pub hops: Vec<Hop>,
+    /// The step named a proxy and the device could not open a connection to it.
+    pub proxy_unreachable: bool,
+    /// How the route was resolved, when that needs saying (the PAC answer).
+    pub note: Option<String>,
+}
+
+impl Rig {
+    /// Starts a lab for `profile`: the three proxies, the gateway rule, the WPAD server.
+    pub async fn start(profile: &MachineProfile, options: RigOptions) -> Result<Self> {
+        let lab_options = LabOptions {
+            region: profile.onboarding.region,
+            ..LabOptions::default()
+        };
+        let mut lab = Lab::start(&lab_options).await?;
+        let token = CancellationToken::new();
+        let mut proxies = BTreeMap::new();
+        for proxy in LabProxy::ALL {
+            let settings = profile.proxies.get(proxy);
+            let deployed = if settings.unreachable {
+                let socket = TcpSocket::new_v4().context("failed to create a socket")?;
+                socket
+                    .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+                    .context("failed to bind the unreachable proxy's port")?;
+                let addr = socket
+                    .local_addr()
+                    .context("failed to read the unreachable proxy's port")?;
+                Deployed::Unreachable {
+                    addr,
+                    _socket: socket,
+                }
+            } else {
+                let kind = if settings.inspects_tls {
+                    let mut bypass = settings.bypass.clone();
+                    if settings.bypass_mde {
+                        bypass.extend(Catalog::mde().inspection_bypass());
+                    }
+                    ProxyKind::Inspect { bypass }
+                } else {
+                    ProxyKind::Connect
+                };
+                let credentials = settings
+                    .requires_auth
+                    .then(|| Credentials::new(LAB_USER, LAB_PASSWORD));
+                let info = lab
+                    .add_proxy(ProxySpec {
+                        name: proxy.name(),
+                        port: 0,
+                        kind,
+                        credentials,
+                    })
+                    .await?;
+                Deployed::Running(info)
+            };
+            proxies.insert(proxy, deployed);
+        }
+        if profile.gateway.blocks_direct {
+            lab.cloud().block_peer(options.device_ip);
+        }
+        let wpad = match profile.wpad_answer() {
+            Some(answer) => Some(Wpad::start(&answer, &proxies, &token).await?),
+            None => None,
+        };
+        Ok(Self {
+            lab,
+            profile: profile.clone(),
+            proxies,
+            wpad,
+            options,
+            token,
+        })
+    }
+
+    /// The lab.
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// The profile the rig was built for.
+    pub fn profile(&self) -> &MachineProfile {
+        &self.profile
+    }
+
+    /// One lab proxy.
+    pub fn proxy(&self, proxy: LabProxy) -> &Deployed {
+        &self.proxies[&proxy]
+    }
+
+    /// The real address of every lab proxy, for JSON output.
+    pub fn proxy_addrs(&self) -> BTreeMap<String, SocketAddr> {
+        self.proxies
+            .iter()
+            .map(|(p, d)| (p.name().to_owned(), d.addr()))
+            .collect()
+    }
+
+    /// The lab proxy listening at `addr`.
+    pub fn proxy_at(&self, addr: SocketAddr) -> Option<LabProxy> {
+        self.proxies
+            .iter()
+            .find(|(_, d)| d.addr() == addr)
+            .map(|(p, _)| *p)
+    }
+
+    /// How many times the device fetched the PAC file.
+    pub fn wpad_fetches(&self) -> u64 {
+        self.wpad
+            .as_ref()
+            .map_or(0, |w| w.fetches.load(Ordering::Relaxed))
+    }
+
+    /// The device's network: the lab DNS, its source address, the short step timeout, and a
+    /// fresh dial trace.
+    pub fn network(&self) -> Network {
+        Network {
+            step_timeout: self.options.step_timeout,
+            source_ip: Some(self.options.device_ip),
+            dials: Some(DialTrace::new()),
+            ..self.lab.network()
+        }
+    }
+
+    /// The device's trust store, as the profile says.
+    pub fn trust(&self) -> DeviceTrust {
+        self.lab.device_trust(self.profile.trust.inspection_ca)
+    }
+
+    /// The device's source address.
+    pub fn device_ip(&self) -> IpAddr {
+        self.options.device_ip
+    }
+
+    /// How long the device allows each step.
+    pub fn step_timeout(&self) -> Duration {
+        self.options.step_timeout
+    }
+
+    /// The concrete route for a step; `Err` says why there is none (a setting the profile
+    /// lacks). The note tells how WPAD resolved.
+    pub async fn route_for(&self, step: Step) -> Result<(Route, Option<String>), String> {
+        let credentials = (step.context == Context::User && self.profile.user.has_credentials)
+            .then(|| (LAB_USER.to_owned(), LAB_PASSWORD.to_owned()));
+        let via = |proxy: Option<LabProxy>, setting: &str| {
+            let proxy = proxy.ok_or_else(|| format!("the profile sets no {setting}"))?;
+            Ok::<_, String>(Route::Proxy(ProxyRoute {
+                addr: self.proxy(proxy).addr(),
+                credentials: credentials.clone(),
+            }))
+        };
+        match step.route {
+            RouteChoice::Direct => Ok((Route::Direct, None)),
+            RouteChoice::Static => Ok((
+                via(
+                    self.profile.static_proxy.telemetry_proxy_server,
+                    "static proxy",
+                )?,
+                None,
+            )),
+            RouteChoice::WinHttp => Ok((via(self.profile.winhttp.proxy, "WinHTTP proxy")?, None)),
+            RouteChoice::WinInet => Ok((via(self.profile.wininet.proxy, "WinINet proxy")?, None)),
+            RouteChoice::Wpad => match &self.wpad {
+                None => Ok((
+                    Route::Direct,
+                    Some("WPAD found no PAC file: direct".to_owned()),
+                )),
+                Some(wpad) => match wpad.fetch(&self.network()).await {
+                    Ok(Some(addr)) => {
+                        let name = self
+                            .proxy_at(addr)
+                            .map_or_else(|| "a proxy outside the lab".to_owned(), |p| p.nominal());
+                        Ok((
+                            Route::Proxy(ProxyRoute {
+                                addr,
+                                credentials: credentials.clone(),
+                            }),
+                            Some(format!("the PAC file answered PROXY {name}")),
+                        ))
+                    }
+                    Ok(None) => Ok((
+                        Route::Direct,
+                        Some("the PAC file answered DIRECT".to_owned()),
+                    )),
+                    Err(err) => Ok((Route::Direct, Some(format!("WPAD failed ({err}): direct")))),
+                },
+            },
+        }
+    }
+
+    /// Sends one request of the device to `origin` along `step`, as `client`, and reads the
+    /// access logs of the proxies it reached.
+    pub async fn send(
+        &self,
+        step: Step,
+        origin: &Origin,
+        request: &HttpRequest,
+        client: ClientKind,
+    ) -> Attempt {
+        let (route, note) = match self.route_for(step).await {
+            Ok(pair) => pair,
+            Err(detail) => {
+                return Attempt {
+                    step,
+                    result: Err(Outcome::new(
+                        Verdict::Other {
+                            detail: detail.clone(),
+                        },
+                        detail,
+                        None,
+                    )),
+                    hops: Vec::new(),
+                    proxy_unreachable: false,
+                    note: None,
+                };
+            }
+        };
+        let network = self.network();
+        let trace = network.dials.clone().unwrap_or_default();
+        let result = sensor::send(origin, client, &route, &self.trust(), &network, request).await;
+        let dials = trace.dials();
+        let proxy_unreachable = match &route {
+            Route::Proxy(p) => !dials.iter().any(|d| d.peer == p.addr),
+            Route::Direct => false,
+        };
+        let mut hops = Vec::new();
+        for dial in dials {
+            let Some(Deployed::Running(info)) = self.proxy_at(dial.peer).map(|p| self.proxy(p))
+            else {
+                continue;
+            };
+            let record = info
+                .log
+                .wait_for(|r| r.client == dial.local, RECORD_WAIT)
+                .await;
+            hops.push(match record {
+                Some(record) => hop_of(&record),
+                None => Hop {
+                    proxy: info.name.clone(),
+                    status: 0,
+                    outcome: "no access record".into(),
+                    tls: None,
+                },
+            });
+        }
+        Attempt {
+            step,
+            result,
+            hops,
+            proxy_unreachable,
+            note,
+        }
+    }
+
+    /// Stops everything; ports are free when this returns.
+    pub async fn shutdown(self) -> Result<()> {
+        self.token.cancel();
+        if let Some(wpad) = self.wpad {
+            let _ = wpad.task.await;
+        }
+        self.lab.shutdown().await
+    }
+}
+
+/// What a proxy's record says, as a hop.
+fn hop_of(record: &AccessRecord) -> Hop {
+    let tls = record.tls.as_ref().map(|tls| match tls {
+        TlsHandling::Spliced { .. } => "spliced (on the bypass list)".to_owned(),
+        TlsHandling::Inspected { client, .. } => match client {
+            ClientHandshake::Completed => {
+                "inspected: the client accepted the minted certificate".into()
+            }
+            ClientHandshake::RejectedWithAlert { alert } => {
+                format!("inspected: the client refused the minted certificate (alert {alert})")
+            }
+            ClientHandshake::ClosedDuringHandshake => {
+                "inspected: the client hung up during the handshake".into()
+            }
+            ClientHandshake::Failed { detail } => format!("inspected: handshake failed ({detail})"),
+        },
+    });
+    Hop {
+        proxy: record.proxy.clone(),
+        status: record.status,
+        outcome: record.outcome.as_str().to_owned(),
+        tls,
+    }
+}
+
+/// The lab's WPAD server: answers every request with the profile's PAC file.
+#[derive(Debug)]
+struct Wpad {
+    addr: SocketAddr,
+    fetches: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The largest request head or PAC file read.
+const MAX_PAC: usize = 16 * 1024;
+
+impl Wpad {
+    async fn start(
+        answer: &PacAnswer,
+        proxies: &BTreeMap<LabProxy, Deployed>,
+        token: &CancellationToken,
+    ) -> Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .context("failed to bind the WPAD server")?;
+        let addr = listener
+            .local_addr()
+            .context("failed to read the WPAD address")?;
+        let directives: Vec<String> = answer
+            .directives
+            .iter()
+            .map(|d| match d {
+                PacDirective::Proxy(p) => format!("PROXY {}", proxies[p].addr()),
+                PacDirective::Direct => "DIRECT".to_owned(),
+            })
+            .collect();
+        let pac = format!(
+            "// mdelab WPAD: the lab's proxy auto-configuration\r\n\
+             function FindProxyForURL(url, host) {{\r\n  return \"{}\";\r\n}}\r\n",
+            directives.join("; ")
+        );
+        let fetches = Arc::new(AtomicU64::new(0));
+        let count = fetches.clone();
+        let token = token.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = token.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut stream, _)) = accepted else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                let pac = pac.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    let read = tokio::time::timeout(Duration::from_secs(5), async {
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_PAC {
+                            let n = stream.read(&mut buf).await?;
+                            if n == 0 {
+                                break;
+                            }
+                            head.extend_from_slice(&buf[..n]);
+                        }
+                        Ok::<_, std::io::Error>(())
+                    })
+                    .await;
+                    if !matches!(read, Ok(Ok(()))) {
+                        return;
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{pac}",
+                        pac.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            fetches,
+            task,
+        })
+    }
+
+    /// The device fetches `http://wpad/wpad.dat` (the WPAD server is on the device's own
+    /// network, not behind the gateway) and evaluates it: `Some(proxy)` or `None` for DIRECT.
+    async fn fetch(&self, network: &Network) -> Result<Option<SocketAddr>, String> {
+        let body = tokio::time::timeout(network.step_timeout.max(Duration::from_secs(2)), async {
+            let mut stream = TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            stream
+                .write_all(b"GET /wpad.dat HTTP/1.1\r\nHost: wpad\r\nConnection: close\r\n\r\n")
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut response = Vec::new();
+            (&mut stream)
+                .take(MAX_PAC as u64)
+                .read_to_end(&mut response)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(String::from_utf8_lossy(&response).into_owned())
+        })
+        .await
+        .map_err(|_| "the WPAD server did not answer in time".to_owned())??;
+        parse_pac(&body)
+    }
+}
+
+/// Evaluates a PAC file of the one shape the lab serves: `return "<directives>";`. The first
+/// directive wins: `Some(addr)` for `PROXY addr`, `None` for `DIRECT`.
+pub fn parse_pac(text: &str) -> Result<Option<SocketAddr>, String> {
+    let start = text
+        .find("return \"")
+        .ok_or("the PAC file has no constant return")?
+        + "return \"".len();
+    let end = text[start..]
+        .find('"')
+        .ok_or("the PAC file's return is not terminated")?;
+    let first = text[start..start + end]
+        .split(';')
+        .map(str::trim)
+        .find(|d| !d.is_empty())
+        .ok_or("the PAC file returns nothing")?;
+    let mut words = first.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(kw), None) if kw.eq_ignore_ascii_case("DIRECT") => Ok(None),
+        (Some(kw), Some(addr)) if kw.eq_ignore_ascii_case("PROXY") => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("the PAC file names {addr:?}, not an ip:port")),
+        _ => Err(format!("unsupported PAC directive {first:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pac_answers_parse() {
+        let pac = "function FindProxyForURL(url, host) {\r\n  return \"PROXY 127.0.0.1:3128; DIRECT\";\r\n}";
+        assert_eq!(parse_pac(pac), Ok(Some("127.0.0.1:3128".parse().unwrap())));
+        assert_eq!(parse_pac("return \"DIRECT\";"), Ok(None));
+        assert!(parse_pac("return \"SOCKS 1.2.3.4:1080\";").is_err());
+        assert!(parse_pac("nothing here").is_err());
+    }
+
+    #[test]
+    fn hop_labels_say_what_the_proxy_did() {
+        let hop = |status, outcome: &str, tls: Option<&str>| Hop {
+            proxy: "PROX01".into(),
+            status,
+            outcome: outcome.into(),
+            tls: tls.map(str::to_owned),
+        };
+        assert_eq!(hop(200, "completed", None).label(), "PROX01");
+        assert_eq!(hop(407, "auth_required", None).label(), "PROX01 (407)");
+        assert_eq!(
+            hop(200, "client_tls_failed", Some("inspected: x")).label(),
+            "PROX01 (inspected)"
+        );
+        assert_eq!(hop(403, "denied", None).label(), "PROX01 (403)");
+        assert_eq!(hop(404, "completed", None).label(), "PROX01");
+    }
+}
