@@ -443,6 +443,7 @@ fn sensor_check(target: String, path: &str, expected: Verdict, observed: Outcome
         expected,
         observed,
         proxy_view: None,
+        via: None,
     }
 }
 

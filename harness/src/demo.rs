@@ -6,7 +6,10 @@
 //!    whose CA the device trusts; one whose CA it does not trust; and an inspecting proxy with
 //!    the MDE hosts on its bypass list. Each cell compares the observed verdict with the one
 //!    MDE's documented behaviour predicts ([`expected`]), so a surprise is visible at once.
-//! 2. **The catalog sweep.** The sensor probes every URL of the region directly and must get
+//! 2. **Which proxy the sensor uses.** The most telling proxy-precedence scenarios (all three
+//!    proxies set; WinINet only with a user; an authenticated proxy before and after log-on),
+//!    each service's route and the proxy that carried it, from the proxies' own logs.
+//! 3. **The catalog sweep.** The sensor probes every URL of the region directly and must get
 //!    each URL's expected status through the pinned chain.
 
 use anyhow::Result;
@@ -146,9 +149,10 @@ pub async fn run(options: &DemoOptions) -> Result<Report> {
     let matrix = pinning_matrix(&mut lab, options.region).await;
     let sweep = catalog_sweep(&lab, options.region).await;
     lab.shutdown().await?;
+    let precedence = crate::scenario::demo_section(options.region).await?;
     let mut report = Report {
         title: format!("mdelab demo: region {}", options.region),
-        sections: vec![matrix?, sweep],
+        sections: vec![matrix?, precedence, sweep],
         summary: Vec::new(),
     };
     report.summary = if report.all_as_expected() {
@@ -157,6 +161,8 @@ pub async fn run(options: &DemoOptions) -> Result<Report> {
             "and cloud protection even when the device trusts the inspection CA, while a browser notices nothing.".into(),
             "A plain CONNECT proxy works, unless it demands authentication (the sensor runs as SYSTEM: 407).".into(),
             "Fix: splice the MDE hosts (bypass list) or give the sensor an unauthenticated CONNECT proxy.".into(),
+            "Which proxy: the static proxy (TelemetryProxyServer) carries the sensor; WinHTTP carries SYSTEM;".into(),
+            "the user's WinINet proxy serves only a logged-on user, and only sample upload and MdeConfigMgr.".into(),
         ]
     } else {
         vec![
@@ -244,6 +250,7 @@ pub async fn pinning_matrix(lab: &mut Lab, region: Region) -> Result<Section> {
                     expected: expected(path, client, endpoint, &bypass),
                     observed,
                     proxy_view,
+                    via: None,
                 });
             }
         }
@@ -314,6 +321,7 @@ pub async fn catalog_sweep(lab: &Lab, region: Region) -> Section {
                 },
                 observed,
                 proxy_view: None,
+                via: None,
             });
         }
     }

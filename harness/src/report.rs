@@ -41,6 +41,9 @@ pub struct Check {
     /// client's handshake ended, refused), when that adds to the client's side of the story.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_view: Option<String>,
+    /// The proxies that carried it, when known (shown in matrix cells: `ok 200 via PROX03`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl Check {
@@ -208,8 +211,13 @@ fn matrix(section: &Section) -> String {
                     .iter()
                     .find(|c| c.client == *client && c.target == *target && c.path == *path)
                     .map_or_else(String::new, |c| {
+                        let via = c
+                            .via
+                            .as_ref()
+                            .map(|v| format!(" via {v}"))
+                            .unwrap_or_default();
                         if c.as_expected() {
-                            format!("{} {}", mark(c), c.observed.verdict.label())
+                            format!("{} {}{via}", mark(c), c.observed.verdict.label())
                         } else {
                             format!(
                                 "{} {} (expected {})",
@@ -236,7 +244,9 @@ fn evidence(section: &Section, with_path: bool) -> String {
     let mut seen = BTreeSet::new();
     for c in &section.checks {
         let refused = !matches!(c.observed.verdict, Verdict::Connected { .. });
-        if !refused && c.as_expected() && c.proxy_view.is_none() {
+        // Nothing to add when it went as expected and the cell already says how (or there is
+        // nothing to say).
+        if c.as_expected() && (c.via.is_some() || (!refused && c.proxy_view.is_none())) {
             continue;
         }
         let mut line = if with_path {

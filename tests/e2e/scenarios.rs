@@ -261,5 +261,8 @@ async fn the_demo_section_is_all_as_expected() {
     assert!(report.all_as_expected(), "{table}");
     // Three scenarios, one of them in two phases, nine services each.
     assert_eq!(report.sections[0].checks.len(), 4 * 9, "{table}");
-    assert!(table.contains("carried by PROX03"), "{table}");
+    assert!(
+        table.contains("ok 200 via PROX03"),
+        "the cell names the proxy that carried it: {table}"
+    );
 }

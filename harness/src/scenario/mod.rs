@@ -253,6 +253,9 @@ pub async fn demo_section(region: Region) -> Result<Section> {
                     expected: row.expected.verdict.clone(),
                     observed,
                     proxy_view: (!seen.is_empty()).then(|| seen.join(", then ")),
+                    via: Some(row.via())
+                        .filter(|v| !v.is_empty())
+                        .map(|v| v.join("→")),
                 });
             }
         }
