@@ -458,7 +458,7 @@ pub fn method_line(outcome: &Outcome) -> String {
         | Verdict::NameMismatch
         | Verdict::Expired
         | Verdict::TlsAlert { .. } => failed(12175, "A security error occurred"),
-        Verdict::Other { .. } => failed(
+        Verdict::Other { .. } | Verdict::BlockedOnDevice { .. } | Verdict::Rows { .. } => failed(
             12030,
             "The connection with the server was terminated abnormally",
         ),

@@ -173,6 +173,7 @@ impl UpArgs {
             dns_port: self.dns_port,
             connect_proxy_port: self.connect_proxy_port,
             inspect_proxy_port: self.inspect_proxy_port,
+            proxy_ip: None,
             admin_port: self.admin_port,
             services: self.services(),
             faults_file: self.faults.clone(),

@@ -11,6 +11,8 @@
 //!    each service's route and the proxy that carried it, from the proxies' own logs.
 //! 3. **The catalog sweep.** The sensor probes every URL of the region directly and must get
 //!    each URL's expected status through the pinned chain.
+//! 4. **Network events behind a forward proxy.** With network protection off, in audit and in
+//!    block, what the analyst's documented queries return.
 
 use anyhow::Result;
 use mdelab_mock_cloud::{Catalog, Connectivity, Endpoint, Region, Scheme, Service};
@@ -150,9 +152,10 @@ pub async fn run(options: &DemoOptions) -> Result<Report> {
     let sweep = catalog_sweep(&lab, options.region).await;
     lab.shutdown().await?;
     let precedence = crate::scenario::demo_section(options.region).await?;
+    let network_events = crate::scenario::netprot::demo_section().await?;
     let mut report = Report {
         title: format!("mdelab demo: region {}", options.region),
-        sections: vec![matrix?, precedence, sweep],
+        sections: vec![matrix?, precedence, sweep, network_events],
         summary: Vec::new(),
     };
     report.summary = if report.all_as_expected() {
@@ -163,6 +166,7 @@ pub async fn run(options: &DemoOptions) -> Result<Report> {
             "Fix: splice the MDE hosts (bypass list) or give the sensor an unauthenticated CONNECT proxy.".into(),
             "Which proxy: the static proxy (TelemetryProxyServer) carries the sensor; WinHTTP carries SYSTEM;".into(),
             "the user's WinINet proxy serves only a logged-on user, and only sample upload and MdeConfigMgr.".into(),
+            "Behind a proxy, connection events name the proxy; network protection (audit, block) adds the real domains.".into(),
         ]
     } else {
         vec![

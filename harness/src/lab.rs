@@ -38,6 +38,9 @@ pub struct LabOptions {
     pub connect_proxy_port: u16,
     /// Port of the lab's TLS-inspecting proxy (0 = ephemeral).
     pub inspect_proxy_port: u16,
+    /// Address the lab's proxies bind, when not `bind` (a corporate proxy has its own address,
+    /// which is what an analyst sees as `RemoteIP` of proxied connections).
+    pub proxy_ip: Option<IpAddr>,
     /// Port of the admin API (0 = ephemeral).
     pub admin_port: u16,
     /// How the cloud's services behave (journal, capacities, holds, timeouts, seed).
@@ -61,6 +64,7 @@ impl Default for LabOptions {
             dns_port: 0,
             connect_proxy_port: 0,
             inspect_proxy_port: 0,
+            proxy_ip: None,
             admin_port: 0,
             services: ServiceConfig::default(),
             faults_file: None,
@@ -83,7 +87,8 @@ pub struct Lab {
     inspect_proxy: ProxyInfo,
     /// Every proxy the lab runs (the two above and any added later), for shutdown.
     proxies: Vec<mdelab_proxy::connect::Running>,
-    bind: IpAddr,
+    /// Where added proxies bind.
+    proxy_ip: IpAddr,
     region: Region,
     files: LabFiles,
     token: CancellationToken,
@@ -193,6 +198,7 @@ impl Lab {
 
         files.write(&pki, catalog, options.bind)?;
         let destinations = catalog_destinations(cloud.https_addr(), cloud.http_addr());
+        let proxy_ip = options.proxy_ip.unwrap_or(options.bind);
         let proxy = |name: &'static str, port: u16, kind: ProxyKind| {
             let spec = ProxySpec {
                 name,
@@ -200,7 +206,7 @@ impl Lab {
                 kind,
                 credentials: None,
             };
-            spawn_proxy(spec, options.bind, &pki, &destinations, &token)
+            spawn_proxy(spec, proxy_ip, &pki, &destinations, &token)
         };
         let (connect_proxy, connect_running) =
             proxy("connect", options.connect_proxy_port, ProxyKind::Connect).await?;
@@ -218,7 +224,7 @@ impl Lab {
             connect_proxy,
             inspect_proxy,
             proxies: vec![connect_running, inspect_running],
-            bind: options.bind,
+            proxy_ip,
             region: options.region,
             files,
             _stop_on_drop: token.clone().drop_guard(),
@@ -231,7 +237,7 @@ impl Lab {
     pub async fn add_proxy(&mut self, spec: ProxySpec<'_>) -> Result<ProxyInfo> {
         let destinations = self.destinations();
         let (info, running) =
-            spawn_proxy(spec, self.bind, &self.pki, &destinations, &self.token).await?;
+            spawn_proxy(spec, self.proxy_ip, &self.pki, &destinations, &self.token).await?;
         self.proxies.push(running);
         Ok(info)
     }
@@ -467,13 +473,13 @@ impl LabBuilder {
 
 async fn spawn_proxy(
     spec: ProxySpec<'_>,
-    bind: IpAddr,
+    ip: IpAddr,
     pki: &Pki,
     destinations: &Destinations,
     token: &CancellationToken,
 ) -> Result<(ProxyInfo, mdelab_proxy::connect::Running)> {
     let name = spec.name;
-    let listener = bind_tcp(bind, spec.port, &format!("{name} proxy")).await?;
+    let listener = bind_tcp(ip, spec.port, &format!("{name} proxy")).await?;
     let running = match spec.kind {
         ProxyKind::Connect => {
             let mut config = mdelab_proxy::connect::ConnectConfig::new(name, destinations.clone());

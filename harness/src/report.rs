@@ -176,7 +176,10 @@ fn list(section: &Section) -> String {
                 c.path.clone(),
                 c.target.clone(),
                 c.expected.label(),
-                c.observed.verdict.label(),
+                match &c.via {
+                    Some(via) => format!("{} via {via}", c.observed.verdict.label()),
+                    None => c.observed.verdict.label(),
+                },
                 mark(c).to_owned(),
             ]
         })

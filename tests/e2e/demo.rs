@@ -76,7 +76,7 @@ print(len(suites), len(cases), len(failed))
         .map(|n| n.parse().unwrap())
         .collect();
     assert_eq!(counts.len(), 3);
-    assert_eq!(counts[0], 3, "one suite per section");
+    assert_eq!(counts[0], 4, "one suite per section");
     assert!(counts[1] > 150, "one case per check: {counts:?}");
     assert_eq!(counts[2], 0, "all as expected");
 }

@@ -13,12 +13,15 @@
 //! - [`rig`]: the lab around the device: the three proxies, the gateway rule enforced by the
 //!   mock cloud, a WPAD server; the device's requests and what the proxies' logs say of them.
 //! - [`named`]: the named scenarios and the write-up's expected outcome for each service.
+//! - [`netprot`]: network events behind a forward proxy, one scenario per network-protection
+//!   mode, checked through the analyst's hunting queries.
 //! - [`run`]: running a scenario and rendering its report (table, JSON, JUnit).
 //!
 //! `mdelab scenario list`, `mdelab scenario run NAME|all [--format table|json|junit]` (exit 0
 //! iff every observation matches the write-up) and `mdelab scenario profile NAME`.
 
 pub mod named;
+pub mod netprot;
 pub mod profile;
 pub mod rig;
 pub mod route;
@@ -74,7 +77,8 @@ fn lookup(name: &str) -> Result<NamedScenario> {
     match find(name) {
         Some(s) => Ok(s),
         None => {
-            let names: Vec<&str> = scenarios().iter().map(|s| s.name).collect();
+            let mut names: Vec<&str> = scenarios().iter().map(|s| s.name).collect();
+            names.extend(netprot::SCENARIOS.iter().map(|(n, _)| *n));
             bail!(
                 "no scenario named {name:?} (known: {}, or all)",
                 names.join(", ")
@@ -99,6 +103,17 @@ pub async fn run(command: ScenarioCommand) -> Result<bool> {
             format,
             step_timeout_ms,
         } => {
+            if let Some(mode) = netprot::find(&name) {
+                let options = RigOptions {
+                    step_timeout: Duration::from_millis(step_timeout_ms.max(1)),
+                    ..RigOptions::default()
+                };
+                let run = netprot::run(mode, &options).await?;
+                let all_as_expected = run.report.all_as_expected();
+                print(&run.report.render(format)?);
+                run.rig.shutdown().await?;
+                return Ok(all_as_expected);
+            }
             let selected = if name == "all" {
                 scenarios()
             } else {
@@ -166,8 +181,15 @@ pub fn list(format: ListFormat) -> Result<String> {
                     s.name, s.title, "", s.source, s.writeup
                 ));
             }
+            for (name, mode) in netprot::SCENARIOS {
+                out.push_str(&format!(
+                    "{name:<width$}  network protection {mode}: the user browses behind a forward proxy\n{:<width$}  (MDE docs: investigate connection events behind forward proxies)\n",
+                    ""
+                ));
+            }
             out.push_str(&format!(
-                "{} scenarios; run one with `mdelab scenario run NAME` (or `all`)\n",
+                "{} scenarios; run one with `mdelab scenario run NAME` (`all` runs the {} proxy-precedence ones)\n",
+                all.len() + netprot::SCENARIOS.len(),
                 all.len()
             ));
             Ok(out)

@@ -255,6 +255,9 @@ pub struct MachineProfile {
     /// How each lab proxy behaves.
     #[serde(default)]
     pub proxies: Topology,
+    /// Network protection on the device: `off` (default), `audit` or `block`.
+    #[serde(default)]
+    pub network_protection: crate::sensor::netprot::NetworkProtection,
 }
 
 /// Onboarding: which region's URLs, and which connectivity model.

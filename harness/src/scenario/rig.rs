@@ -48,6 +48,9 @@ pub const ORG_ID: &str = "mdelab-org";
 /// blocked route costs little; every real exchange on loopback takes a few milliseconds.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The address the rig's proxies listen on.
+pub const PROXY_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
+
 /// How long to wait for a proxy's access record once the device's connection has ended.
 const RECORD_WAIT: Duration = Duration::from_secs(3);
 
@@ -58,6 +61,9 @@ pub struct RigOptions {
     pub step_timeout: Duration,
     /// The device's source address.
     pub device_ip: IpAddr,
+    /// The proxies' address: apart from the lab's, as a corporate proxy's would be, so an
+    /// analyst can tell connections to the proxy from connections to real targets.
+    pub proxy_ip: IpAddr,
 }
 
 impl Default for RigOptions {
@@ -65,6 +71,7 @@ impl Default for RigOptions {
         Self {
             step_timeout: DEFAULT_STEP_TIMEOUT,
             device_ip: DEVICE_IP,
+            proxy_ip: PROXY_IP,
         }
     }
 }
@@ -164,6 +171,7 @@ impl Rig {
     pub async fn start(profile: &MachineProfile, options: RigOptions) -> Result<Self> {
         let lab_options = LabOptions {
             region: profile.onboarding.region,
+            proxy_ip: Some(options.proxy_ip),
             ..LabOptions::default()
         };
         let mut lab = Lab::start(&lab_options).await?;
@@ -174,7 +182,7 @@ impl Rig {
             let deployed = if settings.unreachable {
                 let socket = TcpSocket::new_v4().context("failed to create a socket")?;
                 socket
-                    .bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+                    .bind(SocketAddr::new(options.proxy_ip, 0))
                     .context("failed to bind the unreachable proxy's port")?;
                 let addr = socket
                     .local_addr()

@@ -10,11 +10,13 @@
 //! - [`verdict`]: [`Verdict`], [`Outcome`], [`Layer`].
 //! - [`verifier`]: chain-then-pin certificate verification.
 //! - [`connect`]: routes (direct or through a proxy) up to an open byte stream.
+//! - [`netprot`]: network protection and the user's browsing, reported as `DeviceNetworkEvents`.
 //! - [`agent`]: the sensor as a running client of the cloud (onboarding, 1DS uploads with
 //!   cache and back-off, the CnC poll loop, Live Response).
 
 pub mod agent;
 pub mod connect;
+pub mod netprot;
 pub mod verdict;
 pub mod verifier;
 
@@ -241,7 +243,7 @@ pub async fn probe(
 }
 
 /// The outcome of a completed exchange.
-fn connected(status: u16, served_issuer: Option<String>) -> Outcome {
+pub(crate) fn connected(status: u16, served_issuer: Option<String>) -> Outcome {
     let evidence = match &served_issuer {
         Some(issuer) => format!("connected through a chain issued by '{issuer}'"),
         None => "connected over plain HTTP".to_owned(),

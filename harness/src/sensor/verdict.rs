@@ -46,6 +46,16 @@ pub enum Verdict {
     Refused,
     /// Nothing answered in time.
     Timeout,
+    /// The device itself refused to connect (network protection in block mode).
+    BlockedOnDevice {
+        /// What blocked it.
+        by: String,
+    },
+    /// A query over what the cloud received answered this many rows.
+    Rows {
+        /// Row count.
+        count: usize,
+    },
     /// Anything else, with the detail.
     Other {
         /// What failed.
@@ -71,6 +81,10 @@ pub enum Layer {
     Tls,
     /// The HTTP exchange.
     Http,
+    /// The device, before any connection (network protection).
+    Device,
+    /// What the cloud received (advanced hunting).
+    Hunting,
 }
 
 impl Verdict {
@@ -84,6 +98,8 @@ impl Verdict {
             Self::ProxyAuthRequired | Self::ProxyRefused { .. } => Layer::Proxy,
             Self::DnsFailure { .. } => Layer::Dns,
             Self::Refused | Self::Timeout | Self::Other { .. } => Layer::Tcp,
+            Self::BlockedOnDevice { .. } => Layer::Device,
+            Self::Rows { .. } => Layer::Hunting,
         }
     }
 
@@ -101,6 +117,9 @@ impl Verdict {
             Self::DnsFailure { reason } => format!("dns {reason}"),
             Self::Refused => "refused".into(),
             Self::Timeout => "timeout".into(),
+            Self::BlockedOnDevice { .. } => "blocked on device".into(),
+            Self::Rows { count: 1 } => "1 row".into(),
+            Self::Rows { count } => format!("{count} rows"),
             Self::Other { .. } => "error".into(),
         }
     }
