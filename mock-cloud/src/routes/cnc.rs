@@ -466,22 +466,17 @@ fn wall_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, OnceLock};
     use std::time::Duration;
 
     use axum::body::Body;
-    use axum::extract::Request;
     use axum::http::StatusCode;
     use serde_json::{Value, json};
     use tokio::time::Instant;
 
-    use crate::State;
-    use crate::catalog::{Catalog, Connectivity, Region, Scheme};
+    use crate::catalog::{Connectivity, Region};
     use crate::config::ServiceConfig;
-    use crate::journal::Journal;
-    use crate::routes::{App, ConnInfo, DEVICE_HEADER};
+    use crate::routes::{App, DEVICE_HEADER};
     use crate::store::live_response::{LrCommand, ResultStatus, Session, SessionState};
-    use crate::tls::CertStore;
 
     /// A standard gateway (US) and a streamlined one in another region (EU), so region and
     /// connectivity must really come from the host.
@@ -490,25 +485,12 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_secs(120);
     const HOLD: Duration = Duration::from_secs(30);
 
-    fn certs() -> Arc<CertStore> {
-        // Minting every catalog leaf is the slow part; one store serves every test.
-        static CERTS: OnceLock<Arc<CertStore>> = OnceLock::new();
-        CERTS
-            .get_or_init(|| {
-                let pki = mdelab_certs::Pki::generate(&Default::default()).expect("PKI");
-                Arc::new(CertStore::new(Catalog::mde(), pki).expect("cert store"))
-            })
-            .clone()
-    }
-
     fn app() -> App {
-        let config = ServiceConfig {
+        super::super::testkit::app_with(ServiceConfig {
             cnc_max_hold: HOLD,
             live_response_timeout: TIMEOUT,
             ..ServiceConfig::default()
-        };
-        let journal = Journal::new(100, None).expect("journal");
-        App::new(State::new(Catalog::mde(), certs(), config, journal))
+        })
     }
 
     struct Reply {
@@ -536,31 +518,17 @@ mod tests {
         headers: &[(&str, &str)],
         body: impl Into<Body>,
     ) -> Reply {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", host);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let req = builder.body(body.into()).expect("request");
-        let conn = ConnInfo {
-            peer: "127.0.0.1:50123".parse().expect("address"),
-            scheme: Scheme::Https,
-            sni: Some(host.to_owned()),
-        };
-        let response = app.handle(req, conn).await.expect("no fault configured");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .expect("body");
-        let json = if bytes.is_empty() {
+        let method = axum::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let answer = super::super::testkit::send(app, method, host, path, headers, body).await;
+        let json = if answer.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            answer.json()
         };
-        Reply { status, json }
+        Reply {
+            status: answer.status,
+            json,
+        }
     }
 
     /// PUTs `content` to a SAS upload URL through the lab's own storage routes, as a device.
@@ -656,7 +624,7 @@ mod tests {
         );
         assert_eq!(
             (std.listener.as_str(), std.sni.as_deref(), std.peer.port()),
-            ("https", Some(STD), 50123)
+            ("https", Some(STD), super::super::testkit::PEER.port())
         );
         let sl = app.state().devices().get("dev-sl").expect("registered");
         assert_eq!(

@@ -318,7 +318,7 @@ mod tests {
     use axum::http::{Method, StatusCode};
     use serde_json::json;
 
-    use super::super::onecollector::testkit::{Answer, app, send};
+    use super::super::testkit::{Answer, app, send};
     use super::*;
     use crate::catalog::{ProbeMethod, Scheme, Service};
     use crate::routes::App;

@@ -19,6 +19,8 @@ pub mod maps;
 pub mod onecollector;
 pub mod probe;
 pub mod storage;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

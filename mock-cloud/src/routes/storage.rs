@@ -574,7 +574,7 @@ mod tests {
     use base64::Engine as _;
     use md5::{Digest as _, Md5};
 
-    use super::super::onecollector::testkit::{Answer, app, app_with, send};
+    use super::super::testkit::{Answer, app, app_with, send};
     use super::*;
     use crate::config::ServiceConfig;
     use crate::routes::App;
