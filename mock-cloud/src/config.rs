@@ -13,6 +13,8 @@ pub struct ServiceConfig {
     pub journal_file: Option<PathBuf>,
     /// Accepted 1DS events kept (oldest evicted first, counted).
     pub event_capacity: usize,
+    /// Bytes of accepted events kept (as received; oldest evicted first, counted).
+    pub event_capacity_bytes: usize,
     /// Largest 1DS request body as sent (compressed), in bytes; larger gets 413.
     pub onecollector_max_body: usize,
     /// Largest 1DS body after decompression, in bytes; larger gets 413 (zip-bomb cap).
@@ -37,6 +39,7 @@ impl Default for ServiceConfig {
             journal_capacity: 10_000,
             journal_file: None,
             event_capacity: 100_000,
+            event_capacity_bytes: 256 * 1024 * 1024,
             onecollector_max_body: 3 * 1024 * 1024,
             onecollector_max_decompressed: 16 * 1024 * 1024,
             onecollector_max_event: 2 * 1024 * 1024,

@@ -54,7 +54,10 @@ impl State {
                 catalog,
                 certs,
                 faults: Faults::new(config.seed),
-                events: EventStore::new(config.event_capacity),
+                events: EventStore::with_byte_budget(
+                    config.event_capacity,
+                    config.event_capacity_bytes,
+                ),
                 blobs: BlobStore::new(config.blob_capacity_bytes),
                 devices: DeviceRegistry::new(),
                 live_response: LiveResponse::new(config.live_response_timeout),

@@ -139,7 +139,8 @@ async fn ingest(AxumState(state): AxumState<State>, req: Request) -> Response {
         let (events, rejected) = parse_lines(&text, max_event);
         let events: Vec<NewEvent> = events
             .into_iter()
-            .map(|event| NewEvent {
+            .map(|(event, size)| NewEvent {
+                size,
                 received_ms,
                 device_id: device.clone().or_else(|| event_device(&event)),
                 tenant: event_tenant(&event).or_else(|| key_tenant.clone()),
@@ -334,7 +335,7 @@ fn gunzip(input: &[u8], cap: usize) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// Splits a JSON stream into accepted event objects and a count of rejected lines.
-fn parse_lines(text: &[u8], max_event: usize) -> (Vec<Value>, u64) {
+fn parse_lines(text: &[u8], max_event: usize) -> (Vec<(Value, usize)>, u64) {
     // A UTF-8 byte order mark is not JSON; tolerate one at the start.
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let mut events = Vec::new();
@@ -349,7 +350,7 @@ fn parse_lines(text: &[u8], max_event: usize) -> (Vec<Value>, u64) {
             continue;
         }
         match serde_json::from_slice::<Value>(line) {
-            Ok(v @ Value::Object(_)) => events.push(v),
+            Ok(v @ Value::Object(_)) => events.push((v, line.len())),
             _ => rejected += 1,
         }
     }
@@ -766,6 +767,7 @@ mod tests {
             stats(&app),
             EventStats {
                 capacity: stats(&app).capacity,
+                byte_budget: stats(&app).byte_budget,
                 ..EventStats::default()
             }
         );

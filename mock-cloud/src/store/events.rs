@@ -31,6 +31,8 @@ pub struct StoredEvent {
 /// An event about to be stored (a [`StoredEvent`] before it gets its sequence number).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {
+    /// Bytes of the event as received (its JSON line), for the store's byte budget.
+    pub size: usize,
     /// See [`StoredEvent::received_ms`].
     pub received_ms: u64,
     /// See [`StoredEvent::device_id`].
@@ -86,8 +88,12 @@ pub struct EventStats {
     pub rejected: u64,
     /// Whole bodies refused (bad encoding, too large, unsupported type or encoding).
     pub bodies_rejected: u64,
-    /// Accepted events evicted because the store was full.
+    /// Accepted events evicted because the store was full (by count or by bytes).
     pub evicted: u64,
+    /// Bytes of the events held (as received).
+    pub bytes: usize,
+    /// The byte budget.
+    pub byte_budget: usize,
     /// Events held now.
     pub held: usize,
     /// Most events held at once.
@@ -98,12 +104,17 @@ pub struct EventStats {
 #[derive(Debug)]
 pub struct EventStore {
     capacity: usize,
+    /// Most bytes of events held: a count cap alone would let large events take gigabytes.
+    byte_budget: usize,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug)]
 struct Inner {
     events: VecDeque<StoredEvent>,
+    /// The size of each held event, in the same order.
+    sizes: VecDeque<usize>,
+    bytes: usize,
     next_seq: u64,
     accepted: u64,
     rejected: u64,
@@ -112,13 +123,22 @@ struct Inner {
 }
 
 impl EventStore {
-    /// A store keeping at most `capacity` events (0 keeps none, but still counts them).
+    /// A store keeping at most `capacity` events (0 keeps none, but still counts them) and
+    /// no byte budget beyond that.
     pub fn new(capacity: usize) -> Self {
+        Self::with_byte_budget(capacity, usize::MAX)
+    }
+
+    /// A store keeping at most `capacity` events and `byte_budget` bytes of them.
+    pub fn with_byte_budget(capacity: usize, byte_budget: usize) -> Self {
         Self {
             capacity,
+            byte_budget,
             inner: Mutex::new(Inner {
                 // Grows on demand: a large capacity must not cost memory up front.
                 events: VecDeque::new(),
+                sizes: VecDeque::new(),
+                bytes: 0,
                 next_seq: 1,
                 accepted: 0,
                 rejected: 0,
@@ -182,6 +202,8 @@ impl EventStore {
             evicted: inner.evicted,
             held: inner.events.len(),
             capacity: self.capacity,
+            bytes: inner.bytes,
+            byte_budget: self.byte_budget,
         }
     }
 
@@ -190,6 +212,8 @@ impl EventStore {
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.events.clear();
+        inner.sizes.clear();
+        inner.bytes = 0;
         inner.accepted = 0;
         inner.rejected = 0;
         inner.bodies_rejected = 0;
@@ -200,14 +224,19 @@ impl EventStore {
         let seq = inner.next_seq;
         inner.next_seq += 1;
         inner.accepted += 1;
-        if self.capacity == 0 {
+        if self.capacity == 0 || e.size > self.byte_budget {
             inner.evicted += 1;
             return seq;
         }
-        while inner.events.len() >= self.capacity {
+        while inner.events.len() >= self.capacity
+            || (!inner.events.is_empty() && inner.bytes + e.size > self.byte_budget)
+        {
             inner.events.pop_front();
+            inner.bytes -= inner.sizes.pop_front().unwrap_or(0);
             inner.evicted += 1;
         }
+        inner.sizes.push_back(e.size);
+        inner.bytes += e.size;
         inner.events.push_back(StoredEvent {
             seq,
             received_ms: e.received_ms,
@@ -234,6 +263,7 @@ mod tests {
 
     fn event(device: &str, tenant: &str, name: &str) -> NewEvent {
         NewEvent {
+            size: 100,
             received_ms: 1,
             device_id: Some(device.to_owned()),
             tenant: Some(tenant.to_owned()),
@@ -260,6 +290,33 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(names, ["e2", "e3", "e4"]);
+    }
+
+    #[test]
+    fn byte_budget_evicts_the_oldest_and_counts_them() {
+        let store = EventStore::with_byte_budget(100, 250);
+        for _ in 0..5 {
+            store.push(event("d", "t", "n"));
+        }
+        let stats = store.stats();
+        assert_eq!((stats.held, stats.bytes, stats.evicted), (2, 200, 3));
+        let big = NewEvent {
+            size: 300,
+            ..event("d", "t", "huge")
+        };
+        store.push(big);
+        let stats = store.stats();
+        assert_eq!(
+            (stats.held, stats.evicted),
+            (2, 4),
+            "an event over the whole budget is counted, not kept"
+        );
+        assert!(
+            store
+                .query(&EventFilter::default())
+                .iter()
+                .all(|e| e.name != "huge")
+        );
     }
 
     #[test]
@@ -330,6 +387,7 @@ mod tests {
             store.stats(),
             EventStats {
                 capacity: 10,
+                byte_budget: usize::MAX,
                 ..EventStats::default()
             }
         );
