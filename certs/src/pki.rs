@@ -13,7 +13,7 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
@@ -249,11 +249,6 @@ impl Pki {
             )
             .with(issuer.authority().pin(), issuer.authority().common_name())
             .with(root.pin(), root.common_name())
-    }
-
-    /// Where a state directory keeps the certificate of `profile`'s root (for documentation).
-    pub fn root_file(dir: &Path, profile: Profile) -> PathBuf {
-        dir.join(format!("{}-root.pem", profile.name()))
     }
 }
 

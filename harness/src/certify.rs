@@ -604,12 +604,19 @@ impl<'a> Suite<'a> {
 
     /// Every HTTPS URL of the region and models, probed through the proxy without credentials.
     async fn reachability(&self) -> Vec<Item> {
+        self.probe_catalog(Scheme::Https, Family::Reach, "CONNECT")
+            .await
+    }
+
+    /// Every catalog URL of `scheme` for the region and models, through the proxy; each must
+    /// answer its catalog status.
+    async fn probe_catalog(&self, scheme: Scheme, family: Family, path: &str) -> Vec<Item> {
         let mut seen = BTreeSet::new();
         let endpoints: Vec<_> = self
             .models
             .iter()
             .flat_map(|model| Catalog::mde().for_device(self.args.region, *model))
-            .filter(|e| e.scheme == Scheme::Https && seen.insert(e.url()))
+            .filter(|e| e.scheme == scheme && seen.insert(e.url()))
             .collect();
         let targets: Vec<Target> = endpoints.iter().map(|e| Target::from(*e)).collect();
         let outcomes = self.probe_all(targets).await;
@@ -617,12 +624,12 @@ impl<'a> Suite<'a> {
             .into_iter()
             .zip(outcomes)
             .map(|(endpoint, observed)| Item {
-                family: Family::Reach,
+                family,
                 host: endpoint.host.clone(),
                 pinned: endpoint.pinned,
                 check: sensor_check(
                     format!("{} {}", endpoint.probe.method.as_str(), endpoint.url()),
-                    "CONNECT",
+                    path,
                     Verdict::Connected {
                         status: endpoint.probe.status,
                     },
@@ -662,33 +669,8 @@ impl<'a> Suite<'a> {
 
     /// Every plain-HTTP URL (CRL/CTL), as absolute-form requests to the proxy.
     async fn crl_ctl(&self) -> Vec<Item> {
-        let mut seen = BTreeSet::new();
-        let endpoints: Vec<_> = self
-            .models
-            .iter()
-            .flat_map(|model| Catalog::mde().for_device(self.args.region, *model))
-            .filter(|e| e.scheme == Scheme::Http && seen.insert(e.url()))
-            .collect();
-        let targets: Vec<Target> = endpoints.iter().map(|e| Target::from(*e)).collect();
-        let outcomes = self.probe_all(targets).await;
-        endpoints
-            .into_iter()
-            .zip(outcomes)
-            .map(|(endpoint, observed)| Item {
-                family: Family::CrlCtl,
-                host: endpoint.host.clone(),
-                pinned: false,
-                check: sensor_check(
-                    format!("{} {}", endpoint.probe.method.as_str(), endpoint.url()),
-                    "absolute-form",
-                    Verdict::Connected {
-                        status: endpoint.probe.status,
-                    },
-                    observed,
-                ),
-                reason: None,
-            })
-            .collect()
+        self.probe_catalog(Scheme::Http, Family::CrlCtl, "absolute-form")
+            .await
     }
 
     /// Starts one held CnC poll per model, each on its own task.

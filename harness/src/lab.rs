@@ -372,7 +372,7 @@ impl Lab {
             .shutdown()
             .await
             .context("the lab DNS did not stop cleanly")?;
-        self.files.cleanup();
+        // `files` is dropped here, which removes a temporary lab folder.
         Ok(())
     }
 
@@ -639,13 +639,12 @@ pub fn hosts_file(catalog: &Catalog, ip: IpAddr) -> String {
         "# mdelab: every exact catalog host -> the lab address.\n\
          # Wildcard families (e.g. *.blob.core.windows.net accounts) need the lab DNS instead.\n",
     );
-    let mut hosts: Vec<String> = catalog
+    // `dns_names` is sorted and unique already.
+    for host in catalog
         .dns_names()
         .into_iter()
         .filter(|n| !n.starts_with('*'))
-        .collect();
-    hosts.dedup();
-    for host in hosts {
+    {
         out.push_str(&format!("{ip} {host}\n"));
     }
     out

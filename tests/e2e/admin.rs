@@ -7,7 +7,7 @@ use mdelab::sensor::agent::{Agent, AgentConfig, Onboarding};
 use mdelab::sensor::{self, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Target, Verdict};
 use mdelab_mock_cloud::catalog::{ProbeMethod, Scheme};
 use mdelab_mock_cloud::{Connectivity, Region};
-use mdelab_tests::{UpProcess, tool};
+use mdelab_tests::{UpProcess, curl_status, tool};
 use tokio_util::sync::CancellationToken;
 
 /// `curl` against the admin API; (status, body).
@@ -304,8 +304,8 @@ fn up_loads_a_fault_file_and_streams_the_journal_to_a_file() {
         None,
     );
     assert_eq!(json(&rules)[0]["status"], 429);
-    let out = tool("curl", "curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+    let out = curl_status()
+        .arg("--cacert")
         .arg(&m.trust_bundle)
         .args([
             "--connect-to",

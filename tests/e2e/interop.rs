@@ -2,7 +2,7 @@
 
 use std::process::Output;
 
-use mdelab_tests::{start_lab, tool};
+use mdelab_tests::{curl_status, start_lab, tool};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -48,16 +48,7 @@ async fn dig_gets_the_lab_address_for_catalog_names_and_refused_outside() {
 
 fn curl_pinned(lab: &mdelab::Lab, pin: &str) -> Output {
     let manifest = lab.manifest();
-    tool("curl", "curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
+    curl_status()
         .arg("--cacert")
         .arg(&manifest.trust_bundle)
         .args(["--pinnedpubkey", pin])
@@ -96,16 +87,7 @@ async fn curl_with_the_lab_pin_gets_200_and_with_a_wrong_pin_exits_90() {
 #[tokio::test(flavor = "multi_thread")]
 async fn curl_fetches_the_crl_host_over_plain_http() {
     let lab = start_lab().await;
-    let out = tool("curl", "curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
+    let out = curl_status()
         .args([
             "--connect-to",
             &format!("ctldl.windowsupdate.com:80:{}", lab.http_addr()),

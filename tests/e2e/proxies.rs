@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use mdelab::lab::{Lab, LabOptions};
 use mdelab::sensor::{self, ClientKind, ProxyRoute, Route, Target, Verdict};
 use mdelab_mock_cloud::{Catalog, Region};
-use mdelab_tests::{Squid, UpProcess, mdelab_bin, tool};
+use mdelab_tests::{Squid, UpProcess, curl_status, mdelab_bin};
 
 fn curl(
     proxy: std::net::SocketAddr,
@@ -16,19 +16,10 @@ fn curl(
     pin: Option<&str>,
     url: &str,
 ) -> Output {
-    let mut cmd = tool("curl", "curl");
-    cmd.args([
-        "-sS",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--max-time",
-        "10",
-    ])
-    .args(["--proxy", &format!("http://{proxy}")])
-    .arg("--cacert")
-    .arg(bundle);
+    let mut cmd = curl_status();
+    cmd.args(["--proxy", &format!("http://{proxy}")])
+        .arg("--cacert")
+        .arg(bundle);
     if let Some(pin) = pin {
         cmd.args(["--pinnedpubkey", pin]);
     }

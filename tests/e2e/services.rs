@@ -324,17 +324,8 @@ async fn malformed_1ds_bodies_get_documented_answers_and_are_counted() {
     let big = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(big.path(), vec![b'x'; 4 * 1024 * 1024]).unwrap();
     let manifest = lab.manifest();
-    let out = mdelab_tests::tool("curl", "curl")
-        .args([
-            "-sS",
-            "--http1.1",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "20",
-        ])
+    let out = mdelab_tests::curl_status()
+        .arg("--http1.1")
         .arg("--cacert")
         .arg(&manifest.trust_bundle)
         .args(["--connect-to", &format!("::{}", manifest.https)])

@@ -48,6 +48,21 @@ pub fn tool(name: &str, package: &str) -> Command {
     Command::new(name)
 }
 
+/// curl that prints only the HTTP status (`000` when nothing answered), within 20 s.
+pub fn curl_status() -> Command {
+    let mut curl = tool("curl", "curl");
+    curl.args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "20",
+    ]);
+    curl
+}
+
 /// A running `mdelab up` process; killed on drop if still running.
 pub struct UpProcess {
     child: Child,
@@ -129,46 +144,15 @@ pub struct Squid {
 }
 
 impl Squid {
-    /// Starts `squid -N` with a minimal config and waits until it accepts connections.
+    /// Starts `squid -N` in plain CONNECT mode with `extra_config` and waits until it accepts
+    /// connections (see [`Squid::start_with`] for TLS inspection and destination lists).
     pub fn start(hosts_file: &Path, extra_config: &str) -> Self {
-        let dir = tempfile::tempdir().expect("squid dir");
-        // Squid drops root privileges to its own user, which must be able to write its logs.
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let port = free_port();
-        let d = dir.path().display();
-        let config = format!(
-            "http_port 127.0.0.1:{port}\n\
-             hosts_file {hosts}\n\
-             acl SSL_ports port 443\n\
-             acl Safe_ports port 80 443\n\
-             http_access deny !Safe_ports\n\
-             http_access deny CONNECT !SSL_ports\n\
-             http_access allow localhost\n\
-             http_access deny all\n\
-             cache deny all\n\
-             access_log stdio:{d}/access.log\n\
-             cache_log {d}/cache.log\n\
-             pid_filename {d}/squid.pid\n\
-             coredump_dir {d}\n\
-             shutdown_lifetime 0 seconds\n\
-             {extra_config}\n",
-            hosts = hosts_file.display(),
-        );
-        let conf = dir.path().join("squid.conf");
-        std::fs::write(&conf, config).unwrap();
-        let child = tool("squid", "squid-openssl")
-            .arg("-N")
-            .arg("-f")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("squid starts");
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut squid = Self { child, addr, dir };
-        squid.wait_ready();
-        squid
+        Self::start_with(&SquidOptions {
+            hosts_file,
+            tls: SquidTls::Plain,
+            allow_domains: None,
+            extra_config,
+        })
     }
 
     /// Waits (bounded) until Squid accepts TCP connections, failing with its log otherwise.

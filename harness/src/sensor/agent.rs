@@ -455,7 +455,7 @@ impl Agent {
             "data": data,
         });
         let mut evicted = 0;
-        {
+        let cached = {
             let mut cache = self
                 .shared
                 .cache
@@ -466,19 +466,13 @@ impl Agent {
                 cache.pop_front();
                 evicted += 1;
             }
-        }
+            cache.len()
+        };
         self.shared.update(|s| {
             s.generated += 1;
             s.evicted += evicted;
         });
-        if self
-            .shared
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-            >= config.batch_max
-        {
+        if cached >= config.batch_max {
             self.shared.upload_now.notify_one();
         }
         seq

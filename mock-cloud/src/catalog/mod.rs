@@ -434,19 +434,6 @@ impl Catalog {
         self.https_hosts.keys().map(String::as_str)
     }
 
-    /// Exact plain-HTTP host names, sorted and unique.
-    pub fn http_hosts(&self) -> Vec<&str> {
-        let mut hosts: Vec<&str> = self
-            .endpoints
-            .iter()
-            .filter(|e| e.scheme == Scheme::Http)
-            .map(|e| e.host.as_str())
-            .collect();
-        hosts.sort_unstable();
-        hosts.dedup();
-        hosts
-    }
-
     /// Every name the lab DNS must answer: exact hosts and `*.suffix` family patterns.
     pub fn dns_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.endpoints.iter().map(|e| e.host.clone()).collect();
