@@ -20,6 +20,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::authority::{Authority, LeafIssuer};
 use crate::{Error, KeyAlgorithm, PinSet};
+pub use mdelab_catalog::Profile;
 
 /// Common name of the pinned profile's root.
 pub const PINNED_ROOT_NAME: &str = "MDE Lab Root Certificate Authority 2011";
@@ -31,25 +32,6 @@ pub const AZURE_ROOT_NAME: &str = "MDE Lab Global Root G2";
 pub const AZURE_ISSUING_NAME: &str = "MDE Lab Azure TLS Issuing CA 01";
 /// Default common name of the inspection CA.
 pub const DEFAULT_INSPECTION_CA_NAME: &str = "MDE Lab TLS Inspection CA";
-
-/// Which chain issues a host's certificate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Profile {
-    /// The chain the sensor pins (CnC, cyber data, cloud protection).
-    Pinned,
-    /// The Azure-like chain: trusted, not pinned (blob storage, shared hosts).
-    Azure,
-}
-
-impl Profile {
-    /// A short stable name ("pinned", "azure").
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pinned => "pinned",
-            Self::Azure => "azure",
-        }
-    }
-}
 
 /// How to build the PKI.
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mdelab::Lab;
 use mdelab::sensor::{self, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Target};
-use mdelab_mock_cloud::Catalog;
+use mdelab_catalog::Catalog;
 
 const EXCHANGES: usize = 400;
 const CONCURRENCY: usize = 8;

@@ -33,8 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use mdelab_catalog::{Catalog, Connectivity, Endpoint, Region, Scheme, Service};
 use mdelab_certs::{CertSummary, Pin, PinSet, describe};
-use mdelab_mock_cloud::{Catalog, Connectivity, Endpoint, Region, Scheme, Service};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
+use mdelab_catalog::{Connectivity, Region};
 use mdelab_certs::{KeyAlgorithm, PkiOptions};
-use mdelab_mock_cloud::{Connectivity, Region, ServiceConfig};
+use mdelab_mock_cloud::ServiceConfig;
 
 use crate::demo::{self, DemoOptions};
 use crate::endpoints::{self, ListFormat};

@@ -15,7 +15,7 @@
 //!    block, what the analyst's documented queries return.
 
 use anyhow::Result;
-use mdelab_mock_cloud::{Catalog, Connectivity, Endpoint, Region, Scheme, Service};
+use mdelab_catalog::{Catalog, Connectivity, Endpoint, Region, Scheme, Service};
 use std::time::Duration;
 
 use mdelab_proxy::{AccessRecord, ClientHandshake, Credentials, TlsHandling};
@@ -92,7 +92,7 @@ pub fn expected(path: Path, client: ClientKind, endpoint: &Endpoint, bypass: &[S
         Path::InspectBypass
             if bypass
                 .iter()
-                .any(|p| mdelab_mock_cloud::catalog::matches_pattern(p, &endpoint.host)) =>
+                .any(|p| mdelab_catalog::matches_pattern(p, &endpoint.host)) =>
         {
             ok
         }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
-use mdelab_mock_cloud::{Catalog, Connectivity, Endpoint, Region};
+use mdelab_catalog::{Catalog, Connectivity, Endpoint, Region};
 
 /// Output format of the listing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use mdelab_catalog::{Catalog, Connectivity, Region, Scheme};
 use mdelab_certs::{Pki, PkiOptions, Profile};
 use mdelab_mock_cloud::admin::{AdminConfig, AdminRunning};
-use mdelab_mock_cloud::{
-    Catalog, CloudConfig, Connectivity, Listeners, Region, Scheme, ServiceConfig,
-};
+use mdelab_mock_cloud::{CloudConfig, Listeners, ServiceConfig};
 use mdelab_proxy::{AccessLog, Credentials, Destinations};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;

@@ -13,7 +13,7 @@
 //! # tokio::runtime::Runtime::new()?.block_on(async {
 //! use mdelab::Lab;
 //! use mdelab::sensor::{self, ClientKind, Route, Target};
-//! use mdelab_mock_cloud::{Catalog, Region};
+//! use mdelab_catalog::{Catalog, Region};
 //!
 //! let lab = Lab::builder().region(Region::Eu).start().await?;
 //! let manifest = lab.manifest(); // dns, https, proxies, trust_bundle, hosts_file, pins…

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use mdelab_catalog::Catalog;
 use mdelab_certs::{Authority, KeyAlgorithm, LeafIssuer, Pki};
-use mdelab_mock_cloud::Catalog;
 use mdelab_proxy::{AccessLog, Credentials, Destinations};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -27,7 +27,7 @@ use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::catalog::matches_pattern;
+use mdelab_catalog::matches_pattern;
 
 /// What a fault does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,8 +6,6 @@
 //!
 //! # Layout
 //! - [`admin`]: the admin API (journal, faults, stores, readiness), on its own listener.
-//! - [`catalog`]: the MDE endpoint catalog (regions × services × connectivity models), the one
-//!   table that DNS names, certificates, probes and pins derive from.
 //! - [`tls`]: SNI certificate selection and the rustls server configuration.
 //! - [`server`]: the listeners ([`spawn`], [`Running`]); the caller binds, this crate serves.
 //! - [`routes`]: HTTP routing per host and service family.
@@ -21,7 +19,6 @@
 
 pub mod admin;
 mod admin_stores;
-pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod faults;
@@ -33,7 +30,6 @@ pub mod state;
 pub mod store;
 pub mod tls;
 
-pub use catalog::{Catalog, Connectivity, Endpoint, HostInfo, Region, Scheme, Service};
 pub use config::ServiceConfig;
 pub use error::Error;
 pub use server::{CloudConfig, Listeners, Running, spawn};

@@ -15,12 +15,12 @@ use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::catalog::{Catalog, Scheme};
 use crate::config::ServiceConfig;
 use crate::journal::Journal;
 use crate::routes::{App, ConnInfo};
 use crate::tls::{CertStore, server_config};
 use crate::{Error, State};
+use mdelab_catalog::{Catalog, Scheme};
 
 /// How the mock cloud serves.
 #[derive(Debug, Clone)]

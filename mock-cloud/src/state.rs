@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::catalog::Catalog;
 use crate::config::ServiceConfig;
 use crate::faults::Faults;
 use crate::journal::Journal;
@@ -14,6 +13,7 @@ use crate::store::devices::DeviceRegistry;
 use crate::store::events::EventStore;
 use crate::store::live_response::LiveResponse;
 use crate::tls::CertStore;
+use mdelab_catalog::Catalog;
 
 /// Shared, cheaply cloned state.
 #[derive(Clone, Debug)]

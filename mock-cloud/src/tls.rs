@@ -15,7 +15,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::Error;
-use crate::catalog::{Catalog, normalise};
+use mdelab_catalog::{Catalog, normalise};
 
 /// The most names minted on demand that are kept; past it, leaves are minted per handshake.
 const MAX_CACHED_NAMES: usize = 10_000;

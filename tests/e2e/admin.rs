@@ -5,8 +5,8 @@ use std::time::Duration;
 use mdelab::lab::{Lab, LabOptions};
 use mdelab::sensor::agent::{Agent, AgentConfig, Onboarding};
 use mdelab::sensor::{self, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Target, Verdict};
-use mdelab_mock_cloud::catalog::{ProbeMethod, Scheme};
-use mdelab_mock_cloud::{Connectivity, Region};
+use mdelab_catalog::{Connectivity, Region};
+use mdelab_catalog::{ProbeMethod, Scheme};
 use mdelab_tests::{UpProcess, curl_status, tool};
 use tokio_util::sync::CancellationToken;
 

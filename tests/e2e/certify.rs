@@ -11,8 +11,8 @@ use std::time::Duration;
 use mdelab::certify::{self, CertifyArgs};
 use mdelab::report::{Format, Report};
 use mdelab::sensor::Verdict;
+use mdelab_catalog::Catalog;
 use mdelab_certs::{Pki, PkiOptions};
-use mdelab_mock_cloud::Catalog;
 use mdelab_tests::{
     Squid, SquidCa, SquidOptions, SquidTls, UpProcess, junit_counts, mdelab_bin, squid_domains,
 };

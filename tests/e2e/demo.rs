@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use mdelab::demo::{self, DemoOptions};
-use mdelab_mock_cloud::Region;
+use mdelab_catalog::Region;
 use mdelab_tests::mdelab_bin;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use mdelab::lab::{Lab, LabOptions};
 use mdelab::sensor::{self, ClientKind, ProxyRoute, Route, Target, Verdict};
-use mdelab_mock_cloud::{Catalog, Region};
+use mdelab_catalog::{Catalog, Region};
 use mdelab_tests::{Squid, UpProcess, curl_status, mdelab_bin};
 
 fn curl(
@@ -147,7 +147,7 @@ async fn a_real_squid_carries_the_sensors_pinned_connections() {
     let network = lab.network();
     let catalog = Catalog::mde();
     let mut pinned_seen = 0;
-    for model in mdelab_mock_cloud::Connectivity::ALL {
+    for model in mdelab_catalog::Connectivity::ALL {
         for endpoint in catalog.for_device(Region::Us, model).filter(|e| e.pinned) {
             let out = sensor::probe(
                 &Target::from(endpoint),

@@ -10,7 +10,7 @@ use mdelab::scenario::{
     self, DEVICE_IP, LabProxy, MachineProfile, Rig, RigOptions, ScenarioReport, run,
 };
 use mdelab::sensor::{self, ClientKind, ProxyRoute, Route, Target, Verdict};
-use mdelab_mock_cloud::{Catalog, Connectivity, Region, Service};
+use mdelab_catalog::{Catalog, Connectivity, Region, Service};
 use tokio::io::AsyncReadExt as _;
 
 async fn run_scenario(name: &str) -> ScenarioReport {

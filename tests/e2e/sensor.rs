@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mdelab::sensor::{self, ClientKind, DeviceTrust, Layer, Route, Target, Verdict};
+use mdelab_catalog::{ProbeMethod, Scheme};
 use mdelab_certs::{IssuedLeaf, Profile};
-use mdelab_mock_cloud::catalog::{ProbeMethod, Scheme};
 use mdelab_tests::start_lab;
 use tokio::net::TcpListener;
 

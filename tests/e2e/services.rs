@@ -7,10 +7,11 @@ use std::time::Duration;
 use mdelab::lab::{Lab, LabOptions};
 use mdelab::sensor::agent::{Agent, AgentConfig, Onboarding};
 use mdelab::sensor::{self, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Verdict};
+use mdelab_catalog::{Connectivity, Region};
+use mdelab_mock_cloud::ServiceConfig;
 use mdelab_mock_cloud::faults::{FaultAction, FaultRule};
 use mdelab_mock_cloud::store::events::EventFilter;
 use mdelab_mock_cloud::store::live_response::LrCommand;
-use mdelab_mock_cloud::{Connectivity, Region, ServiceConfig};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);

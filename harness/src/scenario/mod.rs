@@ -30,7 +30,7 @@ pub mod run;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use mdelab_mock_cloud::Region;
+use mdelab_catalog::Region;
 
 pub use named::{Expected, NamedScenario, find, scenarios};
 pub use profile::{LabProxy, MachineProfile};

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use mdelab_mock_cloud::Catalog;
+use mdelab_catalog::Catalog;
 use mdelab_mock_cloud::hunting::{self, HuntResult};
 use tokio_util::sync::CancellationToken;
 

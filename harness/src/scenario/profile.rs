@@ -26,7 +26,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{Context as _, Result, bail};
-use mdelab_mock_cloud::{Connectivity, Region};
+use mdelab_catalog::{Connectivity, Region};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The port reports print for every lab proxy (the write-up's proxies listen on 3128); the

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use mdelab_mock_cloud::Catalog;
+use mdelab_catalog::Catalog;
 use mdelab_proxy::{AccessRecord, ClientHandshake, Credentials, TlsHandling};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

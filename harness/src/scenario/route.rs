@@ -26,7 +26,7 @@
 
 use std::fmt;
 
-use mdelab_mock_cloud::Service;
+use mdelab_catalog::Service;
 use serde::Serialize;
 
 use super::profile::MachineProfile;

@@ -11,9 +11,9 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
+use mdelab_catalog::{Catalog, Connectivity, Endpoint, Region};
 use mdelab_mock_cloud::store::events::EventFilter;
 use mdelab_mock_cloud::store::live_response::SessionState;
-use mdelab_mock_cloud::{Catalog, Connectivity, Endpoint, Region};
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use mdelab_mock_cloud::{Catalog, Connectivity, Region};
+use mdelab_catalog::{Catalog, Connectivity, Region};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;

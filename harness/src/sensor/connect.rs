@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::{Network, Origin, Outcome, Verdict};
-use mdelab_mock_cloud::catalog::Scheme;
+use mdelab_catalog::Scheme;
 
 /// The stream a route yields.
 pub type Stream = TcpStream;

@@ -28,8 +28,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::rt::TokioIo;
+use mdelab_catalog::{Endpoint, ProbeMethod, Scheme};
 use mdelab_certs::{CertSummary, PinSet};
-use mdelab_mock_cloud::catalog::{Endpoint, ProbeMethod, Scheme};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 

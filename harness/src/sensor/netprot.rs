@@ -10,14 +10,14 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use mdelab_mock_cloud::catalog::DANGEROUS_DOMAINS;
+use mdelab_catalog::DANGEROUS_DOMAINS;
 use mdelab_mock_cloud::hunting::NETWORK_EVENT_NAME;
 use serde::{Deserialize, Serialize};
 
 use super::agent::Agent;
 use super::connect::{Dial, DialTrace, Route};
 use super::{ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, Verdict, send};
-use mdelab_mock_cloud::Scheme;
+use mdelab_catalog::Scheme;
 
 /// The process the user's browsing is attributed to.
 pub const BROWSER_PROCESS: &str = "msedge.exe";
@@ -264,8 +264,8 @@ mod tests {
         assert!(visits.iter().any(|v| v.origin.scheme == Scheme::Http));
         for v in &visits {
             assert!(
-                mdelab_mock_cloud::Catalog::mde().serves(&v.origin.host, v.origin.port)
-                    || mdelab_mock_cloud::Catalog::mde()
+                mdelab_catalog::Catalog::mde().serves(&v.origin.host, v.origin.port)
+                    || mdelab_catalog::Catalog::mde()
                         .https_host(&v.origin.host)
                         .is_some(),
                 "{} is served by the lab",

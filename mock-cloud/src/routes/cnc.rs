@@ -23,9 +23,9 @@ use serde_json::json;
 
 use super::{ConnInfo, DEVICE_HEADER, probe, storage};
 use crate::State;
-use crate::catalog::{Catalog, Connectivity, Models, Region, Scheme, Service};
 use crate::store::devices::Sighting;
 use crate::store::live_response::{self, ActionError, LrCommand, LrResult, Session, SessionState};
+use mdelab_catalog::{Catalog, Connectivity, Models, Region, Scheme, Service};
 
 /// Largest poll body (a status some clients post; read and ignored).
 pub const MAX_POLL_BODY: usize = 64 * 1024;
@@ -473,10 +473,10 @@ mod tests {
     use serde_json::{Value, json};
     use tokio::time::Instant;
 
-    use crate::catalog::{Connectivity, Region};
     use crate::config::ServiceConfig;
     use crate::routes::{App, DEVICE_HEADER};
     use crate::store::live_response::{LrCommand, ResultStatus, Session, SessionState};
+    use mdelab_catalog::{Connectivity, Region};
 
     /// A standard gateway (US) and a streamlined one in another region (EU), so region and
     /// connectivity must really come from the host.

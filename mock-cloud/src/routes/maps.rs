@@ -320,8 +320,8 @@ mod tests {
 
     use super::super::testkit::{Answer, app, send};
     use super::*;
-    use crate::catalog::{ProbeMethod, Scheme, Service};
     use crate::routes::App;
+    use mdelab_catalog::{ProbeMethod, Scheme, Service};
 
     const CP: &str = "unitedstates.cp.wd.microsoft.com";
     const XCP: &str = "unitedstates.x.cp.wd.microsoft.com";

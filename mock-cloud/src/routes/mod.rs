@@ -36,8 +36,8 @@ use http_body::Body as _;
 use tower::ServiceExt as _;
 
 use crate::State;
-use crate::catalog::{Scheme, Service};
 use crate::journal::JournalEntry;
+use mdelab_catalog::{Scheme, Service};
 
 /// The header a device identifies itself with (see PROTOCOL.md).
 pub const DEVICE_HEADER: &str = "msadeviceticket";

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ConnInfo;
 use crate::State;
-use crate::catalog::{ProbeMethod, Scheme, normalise};
+use mdelab_catalog::{ProbeMethod, Scheme, normalise};
 
 /// The host a request is for: `Host` / `:authority`, falling back to the SNI.
 pub fn request_host(req: &Request) -> Option<String> {

@@ -214,7 +214,7 @@ async fn account_root(state: AxumState<State>, req: Request) -> Response {
     let scheme = req
         .extensions()
         .get::<super::ConnInfo>()
-        .map_or(crate::Scheme::Https, |c| c.scheme);
+        .map_or(mdelab_catalog::Scheme::Https, |c| c.scheme);
     let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     if state.catalog().probe_for(&host, scheme, path).is_some() {
         return probe::answer(state, req).await;

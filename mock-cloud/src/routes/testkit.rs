@@ -10,11 +10,11 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use mdelab_certs::{Pki, PkiOptions};
 
-use crate::catalog::{Catalog, Scheme};
 use crate::config::ServiceConfig;
 use crate::journal::Journal;
 use crate::routes::{App, ConnInfo};
 use crate::tls::CertStore;
+use mdelab_catalog::{Catalog, Scheme};
 
 /// The client address every test request comes from.
 pub(crate) const PEER: SocketAddr =

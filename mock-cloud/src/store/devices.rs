@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 
-use crate::catalog::{Connectivity, Region};
+use mdelab_catalog::{Connectivity, Region};
 
 /// How many devices the registry keeps by default.
 pub const DEFAULT_CAPACITY: usize = 100_000;

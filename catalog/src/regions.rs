@@ -1,8 +1,6 @@
 //! The regional table: one row per geography (reference §1.2, §1.4, §1.5).
 
-use mdelab_certs::Profile;
-
-use super::{Endpoint, Models, Probe, ProbeMethod, Region, Scheme, Service};
+use super::{Endpoint, Models, Probe, ProbeMethod, Profile, Region, Scheme, Service};
 
 /// One geography's endpoints, as data.
 #[derive(Debug)]

@@ -1,8 +1,6 @@
 //! Worldwide hosts (reference §1.3, §1.7) and the wildcard host families.
 
-use mdelab_certs::Profile;
-
-use super::{Endpoint, HostFamily, Models, Probe, ProbeMethod, Scheme, Service};
+use super::{Endpoint, HostFamily, Models, Probe, ProbeMethod, Profile, Scheme, Service};
 
 /// One worldwide URL, as data: host, scheme, service, pinned, method, path, status, body, source.
 struct Row {

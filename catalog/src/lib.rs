@@ -13,11 +13,29 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::LazyLock;
 
-use mdelab_certs::Profile;
 use serde::Serialize;
 
 pub use regions::{REGIONS, RegionSpec};
 pub use shared::DANGEROUS_DOMAINS;
+
+/// Which chain issues a host's certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Profile {
+    /// The chain the sensor pins (CnC, cyber data, cloud protection).
+    Pinned,
+    /// The Azure-like chain: trusted, not pinned (blob storage, shared hosts).
+    Azure,
+}
+
+impl Profile {
+    /// A short stable name ("pinned", "azure").
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pinned => "pinned",
+            Self::Azure => "azure",
+        }
+    }
+}
 
 /// A geography a tenant's data lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
