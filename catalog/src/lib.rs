@@ -5,7 +5,10 @@
 //! datacenters, storage accounts and host prefixes) and [`shared`] (worldwide hosts and the
 //! wildcard host families). Every row cites its source in `reference/mde-network-facts.md`
 //! (`S1`, `S10`…); names that no public source lists are marked `inferred`.
+//!
+//! [`protocol`] holds the header and event names that both the device and the cloud speak.
 
+pub mod protocol;
 mod regions;
 mod shared;
 

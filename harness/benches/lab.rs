@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mdelab::Lab;
-use mdelab::sensor::{self, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Target};
 use mdelab_catalog::Catalog;
+use mdelab_sensor::{self as sensor, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Target};
 
 const EXCHANGES: usize = 400;
 const CONCURRENCY: usize = 8;

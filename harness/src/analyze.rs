@@ -45,8 +45,9 @@ use crate::manifest::Manifest;
 use crate::scenario::profile::{LabProxy, MachineProfile, PacDirective};
 use crate::scenario::rig::{Rig, RigOptions};
 use crate::scenario::route::{Context, RouteChoice, Step};
-use crate::sensor::{
-    self, ClientKind, DeviceTrust, Network, Origin, Outcome, ProxyRoute, Route, Target, Verdict,
+use mdelab_sensor::{
+    self as sensor, ClientKind, DeviceTrust, Network, Origin, Outcome, ProxyRoute, Route, Target,
+    Verdict,
 };
 
 /// Output of `mdelab analyze`.

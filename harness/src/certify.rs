@@ -43,10 +43,10 @@ use crate::admin_client::AdminClient;
 use crate::lab::{Lab, LabOptions};
 use crate::manifest::Manifest;
 use crate::report::{Check, Format, Report, Section};
-use crate::sensor::agent::Onboarding;
-use crate::sensor::{
-    self, ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, ProxyRoute, Route,
-    Target, Verdict,
+use mdelab_sensor::agent::Onboarding;
+use mdelab_sensor::{
+    self as sensor, ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, ProxyRoute,
+    Route, Target, Verdict,
 };
 
 /// One mebibyte.

@@ -22,7 +22,7 @@ use mdelab_proxy::{AccessRecord, ClientHandshake, Credentials, TlsHandling};
 
 use crate::lab::{Lab, LabOptions, ProxyKind, ProxySpec};
 use crate::report::{Check, Report, Section};
-use crate::sensor::{self, ClientKind, ProxyRoute, Route, Target, Verdict};
+use mdelab_sensor::{self as sensor, ClientKind, ProxyRoute, Route, Target, Verdict};
 
 /// What the demo runs.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{Manifest, ManifestPins};
-use crate::sensor::{DeviceTrust, Network};
+use mdelab_sensor::{DeviceTrust, Network};
 
 /// What to start and where.
 #[derive(Clone, Debug)]
@@ -391,14 +391,14 @@ impl Lab {
         &self,
         device_id: &str,
         connectivity: Connectivity,
-    ) -> crate::sensor::agent::AgentConfig {
-        let blob = crate::sensor::agent::Onboarding::blob("mdelab-org", self.region, connectivity);
-        let onboarding = crate::sensor::agent::Onboarding::parse(&blob)
+    ) -> mdelab_sensor::agent::AgentConfig {
+        let blob = mdelab_sensor::agent::Onboarding::blob("mdelab-org", self.region, connectivity);
+        let onboarding = mdelab_sensor::agent::Onboarding::parse(&blob)
             .unwrap_or_else(|_| unreachable!("the lab's own onboarding blob parses"));
-        crate::sensor::agent::AgentConfig::new(
+        mdelab_sensor::agent::AgentConfig::new(
             device_id,
             onboarding,
-            crate::sensor::Route::Direct,
+            mdelab_sensor::Route::Direct,
             self.device_trust(false),
             self.network(),
         )

@@ -12,7 +12,7 @@
 //! # fn main() -> anyhow::Result<()> {
 //! # tokio::runtime::Runtime::new()?.block_on(async {
 //! use mdelab::Lab;
-//! use mdelab::sensor::{self, ClientKind, Route, Target};
+//! use mdelab_sensor::{self as sensor, ClientKind, Route, Target};
 //! use mdelab_catalog::{Catalog, Region};
 //!
 //! let lab = Lab::builder().region(Region::Eu).start().await?;
@@ -41,7 +41,6 @@
 //!   ([`Lab`], [`LabBuilder`], [`LabOptions`]).
 //! - [`admin_client`]: a client of the admin API ([`AdminClient`]).
 //! - [`manifest`]: the JSON manifest a running lab writes ([`Manifest`]).
-//! - [`sensor`]: the emulated sensor and the unpinned browser client; verdicts.
 //! - [`demo`]: `mdelab demo`.
 //! - [`certify`]: `mdelab certify`, the connectivity suite through a vendor's proxy.
 //! - [`scenario`]: proxy-precedence scenarios (`mdelab scenario`).
@@ -63,7 +62,6 @@ pub mod proxy_cmd;
 pub mod report;
 pub mod running;
 pub mod scenario;
-pub mod sensor;
 
 pub use admin_client::AdminClient;
 pub use lab::{Lab, LabBuilder, LabOptions};

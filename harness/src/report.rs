@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result};
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
-use crate::sensor::{Outcome, Verdict};
+use mdelab_sensor::{Outcome, Verdict};
 
 /// Output format of a report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use mdelab::lab::{Lab, LabOptions};
-use mdelab::sensor::agent::{Agent, AgentConfig, Onboarding};
-use mdelab::sensor::{self, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Target, Verdict};
 use mdelab_catalog::{Connectivity, Region};
 use mdelab_catalog::{ProbeMethod, Scheme};
+use mdelab_sensor::agent::{Agent, AgentConfig, Onboarding};
+use mdelab_sensor::{
+    self as sensor, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Target, Verdict,
+};
 use mdelab_tests::{UpProcess, curl_status, tool};
 use tokio_util::sync::CancellationToken;
 

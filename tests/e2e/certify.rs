@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use mdelab::certify::{self, CertifyArgs};
 use mdelab::report::{Format, Report};
-use mdelab::sensor::Verdict;
 use mdelab_catalog::Catalog;
 use mdelab_certs::{Pki, PkiOptions};
+use mdelab_sensor::Verdict;
 use mdelab_tests::{
     Squid, SquidCa, SquidOptions, SquidTls, UpProcess, junit_counts, mdelab_bin, squid_domains,
 };

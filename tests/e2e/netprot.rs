@@ -5,7 +5,7 @@ use std::process::Command;
 
 use mdelab::scenario::RigOptions;
 use mdelab::scenario::netprot::{self, SCENARIOS};
-use mdelab::sensor::netprot::NetworkProtection;
+use mdelab_sensor::netprot::NetworkProtection;
 use mdelab_tests::mdelab_bin;
 
 async fn snapshot(mode: NetworkProtection) {

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Output, Stdio};
 
 use mdelab::lab::{Lab, LabOptions};
-use mdelab::sensor::{self, ClientKind, ProxyRoute, Route, Target, Verdict};
 use mdelab_catalog::{Catalog, Region};
+use mdelab_sensor::{self as sensor, ClientKind, ProxyRoute, Route, Target, Verdict};
 use mdelab_tests::{Squid, UpProcess, curl_status, mdelab_bin};
 
 fn curl(

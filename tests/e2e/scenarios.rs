@@ -9,8 +9,8 @@ use mdelab::scenario::rig::Deployed;
 use mdelab::scenario::{
     self, DEVICE_IP, LabProxy, MachineProfile, Rig, RigOptions, ScenarioReport, run,
 };
-use mdelab::sensor::{self, ClientKind, ProxyRoute, Route, Target, Verdict};
 use mdelab_catalog::{Catalog, Connectivity, Region, Service};
+use mdelab_sensor::{self as sensor, ClientKind, ProxyRoute, Route, Target, Verdict};
 use tokio::io::AsyncReadExt as _;
 
 async fn run_scenario(name: &str) -> ScenarioReport {

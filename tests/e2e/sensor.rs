@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use mdelab::sensor::{self, ClientKind, DeviceTrust, Layer, Route, Target, Verdict};
 use mdelab_catalog::{ProbeMethod, Scheme};
 use mdelab_certs::{IssuedLeaf, Profile};
+use mdelab_sensor::{self as sensor, ClientKind, DeviceTrust, Layer, Route, Target, Verdict};
 use mdelab_tests::start_lab;
 use tokio::net::TcpListener;
 

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mdelab::lab::{Lab, LabOptions};
-use mdelab::sensor::agent::{Agent, AgentConfig, Onboarding};
-use mdelab::sensor::{self, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Verdict};
 use mdelab_catalog::{Connectivity, Region};
 use mdelab_mock_cloud::ServiceConfig;
 use mdelab_mock_cloud::faults::{FaultAction, FaultRule};
 use mdelab_mock_cloud::store::events::EventFilter;
 use mdelab_mock_cloud::store::live_response::LrCommand;
+use mdelab_sensor::agent::{Agent, AgentConfig, Onboarding};
+use mdelab_sensor::{self as sensor, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Verdict};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);

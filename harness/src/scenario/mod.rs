@@ -40,7 +40,7 @@ pub use run::{ScenarioReport, run_named, run_with_profile};
 
 use crate::endpoints::ListFormat;
 use crate::report::{Check, Format, Section};
-use crate::sensor::{Outcome, Verdict};
+use mdelab_sensor::{Outcome, Verdict};
 
 /// `mdelab scenario …`.
 #[derive(Debug, clap::Subcommand)]

@@ -25,11 +25,11 @@ use tokio_util::sync::CancellationToken;
 use super::profile::{LabProxy, MachineProfile};
 use super::rig::{DEVICE_ID, ORG_ID, Rig, RigOptions};
 use crate::report::{Check, Report, Section};
-use crate::sensor::agent::{Agent, AgentConfig, Onboarding};
-use crate::sensor::netprot::{
+use mdelab_sensor::agent::{Agent, AgentConfig, Onboarding};
+use mdelab_sensor::netprot::{
     AUDITED_ACTION, BLOCKED_ACTION, NetworkProtection, Visit, browse, user_visits,
 };
-use crate::sensor::{Outcome, ProxyRoute, Route, Verdict};
+use mdelab_sensor::{Outcome, ProxyRoute, Route, Verdict};
 
 /// The machine profile of these scenarios (network protection set per scenario).
 pub const PROFILE: &str = include_str!("../../profiles/network-protection.toml");

@@ -257,7 +257,7 @@ pub struct MachineProfile {
     pub proxies: Topology,
     /// Network protection on the device: `off` (default), `audit` or `block`.
     #[serde(default)]
-    pub network_protection: crate::sensor::netprot::NetworkProtection,
+    pub network_protection: mdelab_sensor::netprot::NetworkProtection,
 }
 
 /// Onboarding: which region's URLs, and which connectivity model.

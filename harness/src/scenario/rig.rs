@@ -29,9 +29,9 @@ use tokio_util::sync::CancellationToken;
 use super::profile::{LAB_PASSWORD, LAB_USER, LabProxy, MachineProfile, PacAnswer, PacDirective};
 use super::route::{Context, RouteChoice, Step};
 use crate::lab::{Lab, LabOptions, ProxyInfo, ProxyKind, ProxySpec};
-use crate::sensor::{
-    self, ClientKind, DeviceTrust, DialTrace, HttpRequest, HttpResponse, Network, Origin, Outcome,
-    ProxyRoute, Route, Verdict,
+use mdelab_sensor::{
+    self as sensor, ClientKind, DeviceTrust, DialTrace, HttpRequest, HttpResponse, Network, Origin,
+    Outcome, ProxyRoute, Route, Verdict,
 };
 
 /// The emulated device's source address: every socket it opens binds it, and the gateway rule

@@ -22,8 +22,8 @@ use super::profile::MachineProfile;
 use super::rig::{DEVICE_ID, Hop, ORG_ID, Rig, RigOptions};
 use super::route::{Context, Decision, RouteChoice, SensorService, Step, Trigger, select_route};
 use crate::report::Format;
-use crate::sensor::agent::Onboarding;
-use crate::sensor::{ClientKind, HttpRequest, HttpResponse, Origin, Outcome, Target, Verdict};
+use mdelab_sensor::agent::Onboarding;
+use mdelab_sensor::{ClientKind, HttpRequest, HttpResponse, Origin, Outcome, Target, Verdict};
 
 /// Events the device generates at the start of every phase (cached until uploaded).
 pub const EVENTS_PER_PHASE: usize = 5;

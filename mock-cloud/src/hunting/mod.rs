@@ -16,8 +16,7 @@ use crate::store::events::{EventFilter, EventStore, StoredEvent};
 use kql::{Expr, Literal, Op, Stage};
 pub use kql::{QueryError, parse};
 
-/// The 1DS event name whose events become `DeviceNetworkEvents` rows.
-pub const NETWORK_EVENT_NAME: &str = "DeviceNetworkEvents";
+pub use mdelab_catalog::protocol::NETWORK_EVENT_NAME;
 
 /// The table's columns, in order.
 pub const NETWORK_COLUMNS: [&str; 9] = [

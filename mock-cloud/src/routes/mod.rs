@@ -39,8 +39,7 @@ use crate::State;
 use crate::journal::JournalEntry;
 use mdelab_catalog::{Scheme, Service};
 
-/// The header a device identifies itself with (see PROTOCOL.md).
-pub const DEVICE_HEADER: &str = "msadeviceticket";
+pub use mdelab_catalog::protocol::DEVICE_HEADER;
 
 /// What the listener knows about the connection a request came on.
 #[derive(Clone, Debug)]

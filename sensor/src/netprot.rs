@@ -11,7 +11,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use mdelab_catalog::DANGEROUS_DOMAINS;
-use mdelab_mock_cloud::hunting::NETWORK_EVENT_NAME;
+use mdelab_catalog::protocol::NETWORK_EVENT_NAME;
 use serde::{Deserialize, Serialize};
 
 use super::agent::Agent;

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, Route, send};
 
 /// The header the device identifies itself with.
-const DEVICE_HEADER: &str = "msadeviceticket";
+use mdelab_catalog::protocol::DEVICE_HEADER;
 
 /// Why an onboarding blob was refused.
 #[derive(Debug, thiserror::Error)]
