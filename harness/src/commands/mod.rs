@@ -1,5 +1,7 @@
 //! The `mdelab` commands, one folder each: `args.rs` holds the command's clap types, `mod.rs`
-//! runs it and builds its model, which [`crate::report`] renders.
+//! builds its model (e.g. [`demo::run`] → [`crate::report::Report`]), which [`crate::report`]
+//! renders, and has `execute(args)`: run, print, and say whether every outcome was as expected
+//! (the exit status [`crate::cli::run`] hands back).
 //!
 //! `certify`, `analyze` and `scenario` still live at the crate root ([`crate::certify`],
 //! [`crate::analyze`], [`crate::scenario`]).

@@ -13,7 +13,7 @@ use crate::report::table;
 
 impl UpArgs {
     /// The mock cloud's service settings these options ask for.
-    pub fn services(&self) -> ServiceConfig {
+    fn services(&self) -> ServiceConfig {
         let defaults = ServiceConfig::default();
         ServiceConfig {
             journal_capacity: self.journal_capacity,
@@ -26,7 +26,7 @@ impl UpArgs {
     }
 
     /// The lab these options ask for.
-    pub fn lab_options(&self) -> LabOptions {
+    fn lab_options(&self) -> LabOptions {
         LabOptions {
             bind: self.bind,
             https_port: self.https_port,
