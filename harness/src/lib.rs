@@ -43,7 +43,7 @@
 //! - [`cli`]: the `mdelab` command line: the top-level parser and its dispatch.
 //! - [`commands`]: one folder per command, `args.rs` (its clap types) beside `mod.rs` (running
 //!   it and building its model):
-//!   - [`commands::demo`]: `mdelab demo`, the pinning matrix and the lab's proof;
+//!   - [`commands::demo`] (also [`demo`]): `mdelab demo`, the pinning matrix and the lab's proof;
 //!   - [`commands::up`]: `mdelab up`, the lab until a signal;
 //!   - [`commands::endpoints`]: `mdelab endpoints`, the catalog;
 //!   - [`commands::proxy`]: `mdelab proxy connect|inspect`, one lab proxy alone;
