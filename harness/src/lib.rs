@@ -36,34 +36,37 @@
 //! ```
 //!
 //! # Layout
-//! - [`cli`]: the `mdelab` command line (clap) and its dispatch.
 //! - [`lab`]: starts DNS, the mock cloud, the proxies, the admin API and the lab files
 //!   ([`Lab`], [`LabBuilder`], [`LabOptions`]).
 //! - [`admin_client`]: a client of the admin API ([`AdminClient`]).
 //! - [`manifest`]: the JSON manifest a running lab writes ([`Manifest`]).
-//! - [`demo`]: `mdelab demo`.
+//! - [`cli`]: the `mdelab` command line: the top-level parser and its dispatch.
+//! - [`commands`]: one folder per command, `args.rs` (its clap types) beside `mod.rs` (running
+//!   it and building its model):
+//!   - [`commands::demo`] (also [`demo`]): `mdelab demo`, the pinning matrix and the lab's proof;
+//!   - [`commands::up`]: `mdelab up`, the lab until a signal;
+//!   - [`commands::endpoints`]: `mdelab endpoints`, the catalog;
+//!   - [`commands::proxy`]: `mdelab proxy connect|inspect`, one lab proxy alone;
+//!   - [`commands::env`], [`commands::wait`], [`commands::hunt`]: `mdelab env`, `wait` and
+//!     `hunt` for a lab started elsewhere.
 //! - [`certify`]: `mdelab certify`, the connectivity suite through a vendor's proxy.
 //! - [`scenario`]: proxy-precedence scenarios (`mdelab scenario`).
 //! - [`analyze`]: the Client Analyzer's connectivity view (`mdelab analyze`).
-//! - [`endpoints`]: `mdelab endpoints`.
-//! - [`proxy_cmd`]: `mdelab proxy connect|inspect`, one lab proxy alone.
-//! - [`running`]: `mdelab env` and `mdelab wait` for a lab started elsewhere.
-//! - [`report`]: deterministic reports rendered as table, JSON or JUnit.
+//! - [`report`]: the report models and their one renderer: [`report::table`] (the one column
+//!   aligner), [`report::json`], [`report::junit`] (the one JUnit writer), [`report::csv`].
 
 pub mod admin_client;
 pub mod analyze;
 pub mod certify;
 pub mod cli;
-pub mod demo;
-pub mod endpoints;
+pub mod commands;
 pub mod lab;
 pub mod manifest;
-pub mod proxy_cmd;
 pub mod report;
-pub mod running;
 pub mod scenario;
 
 pub use admin_client::AdminClient;
+pub use commands::demo;
 pub use lab::{Lab, LabBuilder, LabOptions};
 pub use manifest::Manifest;
 pub use report::{Format, Report};

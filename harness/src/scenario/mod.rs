@@ -38,7 +38,7 @@ pub use rig::{DEVICE_IP, Rig, RigOptions};
 pub use route::{Decision, RouteChoice, SensorService, select_route};
 pub use run::{ScenarioReport, run_named, run_with_profile};
 
-use crate::endpoints::ListFormat;
+use crate::report::ListFormat;
 use crate::report::{Check, Format, Section};
 use mdelab_sensor::{Outcome, Verdict};
 

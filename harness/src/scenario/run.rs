@@ -14,7 +14,6 @@ use anyhow::{Context as _, Result};
 use mdelab_catalog::{Catalog, Connectivity, Endpoint, Region};
 use mdelab_mock_cloud::store::events::EventFilter;
 use mdelab_mock_cloud::store::live_response::SessionState;
-use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
 use super::named::{ExpectRow, Expected, NamedScenario, PhaseSpec};
@@ -734,25 +733,9 @@ pub fn render(reports: &[ScenarioReport], format: Format) -> Result<String> {
     match format {
         Format::Table => Ok(reports.iter().map(table).collect::<Vec<_>>().join("\n")),
         Format::Json => {
-            #[derive(Serialize)]
-            struct Wrapped<'a> {
-                #[serde(flatten)]
-                report: &'a ScenarioReport,
-                passed: usize,
-                failed: usize,
-                all_as_expected: bool,
-            }
-            let wrapped: Vec<Wrapped<'_>> = reports
+            let wrapped: Vec<_> = reports
                 .iter()
-                .map(|report| {
-                    let (passed, failed) = report.counts();
-                    Wrapped {
-                        report,
-                        passed,
-                        failed,
-                        all_as_expected: failed == 0,
-                    }
-                })
+                .map(|report| crate::report::json::WithCounts::new(report, report.counts()))
                 .collect();
             let value = if wrapped.len() == 1 {
                 serde_json::to_value(&wrapped[0])
@@ -768,8 +751,8 @@ pub fn render(reports: &[ScenarioReport], format: Format) -> Result<String> {
 
 /// The table of one scenario.
 pub fn table(report: &ScenarioReport) -> String {
-    let title = format!("Scenario {}: {}", report.name, report.title);
-    let mut out = format!("{title}\n{}\n", "=".repeat(title.chars().count()));
+    let mut out =
+        crate::report::table::heading(&format!("Scenario {}: {}", report.name, report.title));
     let _ = writeln!(out, "Source:   {}", report.source);
     let _ = writeln!(out, "Write-up: {}", report.writeup);
     out.push_str("Profile:\n");
@@ -803,11 +786,11 @@ pub fn table(report: &ScenarioReport) -> String {
                     via_label(&r.hops),
                     r.outcome.verdict.label(),
                     expected_label(&r.expected),
-                    mark(r.as_expected).to_owned(),
+                    crate::report::table::mark(r.as_expected).to_owned(),
                 ]
             })
             .collect();
-        out.push_str(&align(&header, &rows));
+        out.push_str(&crate::report::table::align("  ", &header, &rows));
         let c = &phase.cache;
         let _ = writeln!(
             out,
@@ -816,7 +799,7 @@ pub fn table(report: &ScenarioReport) -> String {
             c.cached,
             c.accepted_by_cloud,
             c.expected_cached,
-            mark(c.as_expected)
+            crate::report::table::mark(c.as_expected)
         );
         let _ = writeln!(
             out,
@@ -854,45 +837,12 @@ pub fn table(report: &ScenarioReport) -> String {
     out
 }
 
-fn mark(ok: bool) -> &'static str {
-    if ok { "ok" } else { "!!" }
-}
-
-/// Left-aligns columns, two spaces apart.
-fn align(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::from("  ");
-        for (i, cell) in cells.iter().enumerate() {
-            s.push_str(cell);
-            if i + 1 < cells.len() {
-                s.push_str(&" ".repeat(widths[i].saturating_sub(cell.chars().count()) + 2));
-            }
-        }
-        s.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
-}
-
+/// One suite per scenario phase: a case per service, and one for the event cache.
 fn junit(reports: &[ScenarioReport]) -> Result<String> {
-    let mut junit = quick_junit::Report::new("mdelab scenarios");
+    use crate::report::junit::{Case, Failure, Suite};
+    let mut suites = Vec::new();
     for report in reports {
         for (n, phase) in report.phases.iter().enumerate() {
-            let mut suite = TestSuite::new(format!(
-                "{} (phase {}: {})",
-                report.name,
-                n + 1,
-                phase.title
-            ));
             let cases = phase
                 .rows
                 .iter()
@@ -920,23 +870,22 @@ fn junit(reports: &[ScenarioReport]) -> Result<String> {
                     ),
                     format!("{} cached", phase.cache.expected_cached),
                     String::new(),
-                )]);
-            for (name, ok, observed, expected, evidence) in cases {
-                let status = if ok {
-                    TestCaseStatus::success()
-                } else {
-                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    status.set_message(format!("expected {expected}, observed {observed}"));
-                    status.set_description(evidence.as_str());
-                    status
-                };
-                let mut case = TestCase::new(name, status);
-                case.set_classname(format!("mdelab.scenario.{}", report.name));
-                case.set_system_out(observed);
-                suite.add_test_case(case);
-            }
-            junit.add_test_suite(suite);
+                )])
+                .map(|(name, ok, observed, expected, evidence)| Case {
+                    name,
+                    classname: format!("mdelab.scenario.{}", report.name),
+                    failure: (!ok).then(|| Failure {
+                        message: format!("expected {expected}, observed {observed}"),
+                        description: evidence,
+                    }),
+                    system_out: observed,
+                })
+                .collect();
+            suites.push(Suite {
+                name: format!("{} (phase {}: {})", report.name, n + 1, phase.title),
+                cases,
+            });
         }
     }
-    junit.to_string().context("failed to render JUnit XML")
+    crate::report::junit::render("mdelab scenarios", &suites)
 }

@@ -13,6 +13,12 @@
 //!    each URL's expected status through the pinned chain.
 //! 4. **Network events behind a forward proxy.** With network protection off, in audit and in
 //!    block, what the analyst's documented queries return.
+//!
+//! [`run`] builds the [`Report`]; [`execute`] is the command: run, render, print.
+
+mod args;
+
+pub use args::DemoArgs;
 
 use anyhow::Result;
 use mdelab_catalog::{Catalog, Connectivity, Endpoint, Region, Scheme, Service};
@@ -29,6 +35,21 @@ use mdelab_sensor::{self as sensor, ClientKind, ProxyRoute, Route, Target, Verdi
 pub struct DemoOptions {
     /// The tenant's region.
     pub region: Region,
+}
+
+impl From<&DemoArgs> for DemoOptions {
+    fn from(args: &DemoArgs) -> Self {
+        Self {
+            region: args.region,
+        }
+    }
+}
+
+/// Runs `mdelab demo`: prints the report; as expected iff every check was.
+pub async fn execute(args: &DemoArgs) -> Result<bool> {
+    let report = run(&args.into()).await?;
+    super::print(&report.render(args.format)?)?;
+    Ok(report.all_as_expected())
 }
 
 /// The six paths of the matrix.

@@ -1,0 +1,14 @@
+//! `mdelab wait` options.
+
+use std::path::PathBuf;
+
+/// Options of `mdelab wait`.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// The manifest `mdelab up --manifest` will write.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// Seconds to wait at most.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
