@@ -19,6 +19,7 @@ pub mod connect;
 pub mod netprot;
 pub mod verdict;
 pub mod verifier;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -233,9 +234,7 @@ pub async fn probe(
     trust: &DeviceTrust,
     network: &Network,
 ) -> Outcome {
-    let method =
-        http::Method::from_bytes(target.method.as_str().as_bytes()).unwrap_or(http::Method::GET);
-    let request = HttpRequest::new(method, target.path.clone()).timeout(network.step_timeout);
+    let request = wire::probe(target).timeout(network.step_timeout);
     match send(&target.origin(), client, route, trust, network, &request).await {
         Ok(response) => connected(response.status, response.served_issuer),
         Err(outcome) => outcome,
