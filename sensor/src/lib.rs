@@ -299,18 +299,11 @@ async fn tls_handshake(
 > {
     let verifier = PinningVerifier::new(&trust.roots, pins.clone())
         .map_err(|err| other(format!("bad trust store: {err}")))?;
-    let verifier = Arc::new(verifier);
     let presented = verifier.presented();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|err| other(err.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+    let config = client_config(verifier).map_err(|err| other(err.to_string()))?;
     let server_name = ServerName::try_from(origin.host.clone())
         .map_err(|_| other(format!("{:?} is not a valid server name", origin.host)))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(config);
     let handshake =
         tokio::time::timeout(network.step_timeout, connector.connect(server_name, stream)).await;
     let chain = presented.lock().map(|c| c.clone()).unwrap_or_default();
@@ -324,6 +317,39 @@ async fn tls_handshake(
         Ok(Err(err)) => Err(classify_tls_error(&err, &chain, pins.as_ref())),
         Ok(Ok(tls)) => Ok((tls, served_issuer)),
     }
+}
+
+/// A TLS client configuration that verifies with `verifier` and its crypto provider.
+fn client_config(verifier: PinningVerifier) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let config = rustls::ClientConfig::builder_with_provider(verifier.provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The chain `origin` presents over `route`, whoever issued it (the Client Analyzer's check,
+/// which trusts anything); empty when no handshake got that far.
+pub async fn presented_chain(
+    origin: &Origin,
+    route: &Route,
+    network: &Network,
+) -> Vec<CertSummary> {
+    let Ok(stream) = connect::open(origin, route, network).await else {
+        return Vec::new();
+    };
+    let verifier = PinningVerifier::recording();
+    let presented = verifier.presented();
+    let Ok(config) = client_config(verifier) else {
+        return Vec::new();
+    };
+    let Ok(name) = ServerName::try_from(origin.host.clone()) else {
+        return Vec::new();
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let _ = tokio::time::timeout(network.step_timeout, connector.connect(name, stream)).await;
+    presented.lock().map(|c| c.clone()).unwrap_or_default()
 }
 
 /// Maps a handshake failure to a verdict with evidence.
