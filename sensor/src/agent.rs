@@ -29,6 +29,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, Route, send, wire};
 
@@ -372,6 +373,8 @@ struct Shared {
     stats: Mutex<AgentStats>,
     changed: watch::Sender<u64>,
     upload_now: Notify,
+    /// The Live Response sessions in progress; [`Agent::stop`] cancels and waits for them.
+    sessions: TaskTracker,
 }
 
 impl Shared {
@@ -407,6 +410,7 @@ impl Agent {
             stats: Mutex::new(AgentStats::default()),
             changed,
             upload_now: Notify::new(),
+            sessions: TaskTracker::new(),
         });
         let token = parent.child_token();
         let tasks = vec![
@@ -496,12 +500,15 @@ impl Agent {
         }
     }
 
-    /// Stops both loops and waits for them.
+    /// Stops both loops and any Live Response session in progress, and waits for them all.
     pub async fn stop(self) {
         self.token.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        // The CnC loop has ended, so no session starts after this.
+        self.shared.sessions.close();
+        self.shared.sessions.wait().await;
     }
 }
 
@@ -677,7 +684,14 @@ async fn cnc_loop(shared: Arc<Shared>, token: CancellationToken) {
                     .into_iter()
                     .filter(|c| c.kind == "live_response")
                 {
-                    tokio::spawn(live_response(shared.clone(), command));
+                    let session = live_response(shared.clone(), command);
+                    let token = token.clone();
+                    shared.sessions.spawn(async move {
+                        tokio::select! {
+                            () = token.cancelled() => {}
+                            () = session => {}
+                        }
+                    });
                 }
             }
             other => {
