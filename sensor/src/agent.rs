@@ -31,23 +31,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::error::Error;
 use super::{ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, Route, send, wire};
-
-/// Why an onboarding blob was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum OnboardingError {
-    /// Not the JSON shape of an onboarding blob.
-    #[error("not an onboarding blob: {0}")]
-    Shape(String),
-    /// A field is missing or unusable.
-    #[error("onboarding blob field {field}: {detail}")]
-    Field {
-        /// Which field.
-        field: &'static str,
-        /// What is wrong.
-        detail: String,
-    },
-}
 
 /// What onboarding tells the sensor (reference §1.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,16 +119,16 @@ impl Onboarding {
     }
 
     /// Reads an onboarding blob.
-    pub fn parse(text: &str) -> Result<Self, OnboardingError> {
+    pub fn parse(text: &str) -> Result<Self, Error> {
         let blob: Blob =
-            serde_json::from_str(text).map_err(|e| OnboardingError::Shape(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| Error::OnboardingShape(e.to_string()))?;
         let body: BlobBody = serde_json::from_str(&blob.body)
-            .map_err(|e| OnboardingError::Shape(format!("body: {e}")))?;
+            .map_err(|e| Error::OnboardingShape(format!("body: {e}")))?;
         let region = body
             .partner_geo_location
             .parse::<Region>()
             .or_else(|_| body.vortex_geo_location.parse::<Region>())
-            .map_err(|detail| OnboardingError::Field {
+            .map_err(|detail| Error::OnboardingField {
                 field: "partnerGeoLocation",
                 detail,
             })?;
@@ -151,7 +136,7 @@ impl Onboarding {
             url.parse::<http::Uri>()
                 .ok()
                 .and_then(|u| u.host().map(str::to_owned))
-                .ok_or_else(|| OnboardingError::Field {
+                .ok_or_else(|| Error::OnboardingField {
                     field,
                     detail: format!("{url:?} is not a URL"),
                 })

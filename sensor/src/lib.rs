@@ -16,7 +16,11 @@
 
 pub mod agent;
 pub mod connect;
+pub mod error;
 pub mod netprot;
+pub mod pac;
+pub mod profile;
+pub mod route;
 pub mod verdict;
 pub mod verifier;
 pub mod wire;
@@ -35,6 +39,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use connect::{Dial, DialTrace, ProxyRoute, Route};
+pub use error::Error;
 pub use verdict::{Layer, Outcome, Verdict};
 use verifier::{PinMismatch, PinningVerifier, pin_labels};
 

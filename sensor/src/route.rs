@@ -29,7 +29,7 @@ use std::fmt;
 use mdelab_catalog::Service;
 use serde::Serialize;
 
-use super::profile::MachineProfile;
+use crate::profile::MachineProfile;
 
 /// The services of the device whose routes the scenarios observe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -353,7 +353,7 @@ pub fn select_route(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::profile::LabProxy;
+    use crate::profile::LabProxy;
 
     fn profile(text: &str) -> MachineProfile {
         MachineProfile::from_toml(&format!("name = \"t\"\n{text}")).unwrap()
