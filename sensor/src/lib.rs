@@ -8,11 +8,19 @@
 //!
 //! # Layout
 //! - [`verdict`]: [`Verdict`], [`Outcome`], [`Layer`].
-//! - [`verifier`]: chain-then-pin certificate verification.
+//! - [`verifier`]: chain-then-pin certificate verification, with the pin required on the
+//!   validated path; a recording-only mode for the Client Analyzer's chain check.
 //! - [`connect`]: routes (direct or through a proxy) up to an open byte stream.
+//! - [`wire`]: every request the device sends (1DS uploads, blob PUTs, the CnC poll, Live
+//!   Response actions, probes) with the header names it speaks.
+//! - [`profile`]: the machine profile (proxy settings, user session, trust, onboarding, the
+//!   lab proxies around the device), as TOML.
+//! - [`route`]: route selection, which proxy setting each service uses ([`route::select_route`]).
+//! - [`pac`]: the device's side of WPAD (fetching and evaluating the PAC file).
 //! - [`netprot`]: network protection and the user's browsing, reported as `DeviceNetworkEvents`.
 //! - [`agent`]: the sensor as a running client of the cloud (onboarding, 1DS uploads with
 //!   cache and back-off, the CnC poll loop, Live Response).
+//! - [`error`]: the crate's one [`Error`] type (profiles, onboarding blobs, PAC files).
 
 pub mod agent;
 pub mod connect;

@@ -11,6 +11,7 @@
 //! - [`cnc_poll`]: the CnC long poll.
 //! - [`live_response_action`]: one Live Response call (`connect`, `results`, `close`).
 //! - [`probe`]: a catalog probe, optionally naming the device with [`with_device`].
+//! - [`browse`]: the user's browser fetching a page (network protection's visits).
 //! - [`kill_pause`]: how the collector's kill-tokens answer pauses a tenant's uploads.
 
 use std::io::Write as _;
@@ -124,6 +125,11 @@ pub fn probe(target: &Target) -> HttpRequest {
     let method =
         http::Method::from_bytes(target.method.as_str().as_bytes()).unwrap_or(http::Method::GET);
     HttpRequest::new(method, target.path.clone())
+}
+
+/// The user's browser fetching `path` (a `GET` with no body), as network protection sees it.
+pub fn browse(path: &str) -> HttpRequest {
+    HttpRequest::new(http::Method::GET, path)
 }
 
 /// How long the collector's kill-tokens answer pauses `tenant`'s uploads: `None` when the
