@@ -659,6 +659,28 @@ mod tests {
     }
 
     #[test]
+    fn profile_errors_name_the_setting_and_the_file() {
+        let err = MachineProfile::from_toml("name = \" \"").unwrap_err();
+        assert_eq!(err.to_string(), "the profile needs a name");
+        let err = MachineProfile::from_toml("name = \"x\"\n[proxies.PROX01]\nbypass_mde = true")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxies.PROX01: a bypass list only applies to a proxy that inspects TLS"
+        );
+        let missing = std::path::Path::new("/nonexistent/mdelab-profile.toml");
+        let err = MachineProfile::read(missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to read the profile /nonexistent/mdelab-profile.toml"
+        );
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the I/O error is kept"
+        );
+    }
+
+    #[test]
     fn the_named_winhttp_proxy_is_the_default_wpad_answer() {
         let p = MachineProfile::from_toml("name = \"x\"\n[winhttp]\nproxy = \"PROX01\"").unwrap();
         assert_eq!(p.wpad_answer(), Some(PacAnswer::proxy(LabProxy::Prox01)));

@@ -551,6 +551,64 @@ mod tests {
     }
 
     #[test]
+    fn the_session_argument_overrides_the_profiles_user() {
+        // The profile says a user is logged on, the phase says nobody is: no WinINet.
+        let p = profile(&format!("{WININET}[user]\nlogged_on = true\n"));
+        let d = select_route(&p, SensorService::SampleUpload, false);
+        assert_eq!((d.route, d.context), (RouteChoice::Direct, Context::System));
+        // …and the other way round.
+        let p = profile(&format!("{WININET}[user]\nlogged_on = false\n"));
+        let d = select_route(&p, SensorService::SampleUpload, true);
+        assert_eq!((d.route, d.context), (RouteChoice::WinInet, Context::User));
+    }
+
+    #[test]
+    fn diagtrack_falls_back_from_wpad_to_the_users_proxy_on_407() {
+        let p = profile(&format!("{WPAD}{WININET}"));
+        let d = select_route(&p, SensorService::CyberData, true);
+        assert_eq!((d.route, d.context), (RouteChoice::Wpad, Context::System));
+        assert_eq!(
+            d.fallback,
+            Some((
+                Trigger::AuthRequired,
+                Step {
+                    route: RouteChoice::WinInet,
+                    context: Context::User
+                }
+            ))
+        );
+        // Only DiagTrack: the CnC channel has no user fall-back.
+        let cnc = select_route(&p, SensorService::CommandAndControl, true);
+        assert_eq!((cnc.route, cnc.fallback), (RouteChoice::Wpad, None));
+    }
+
+    #[test]
+    fn the_static_proxy_falls_back_to_direct_only_when_unreachable() {
+        for s in [
+            SensorService::CyberData,
+            SensorService::CommandAndControl,
+            SensorService::LiveResponse,
+        ] {
+            let d = select_route(&profile(STATIC), s, false);
+            assert_eq!(d.route, RouteChoice::Static, "{s}");
+            assert_eq!(
+                d.fallback,
+                Some((
+                    Trigger::Unreachable,
+                    Step {
+                        route: RouteChoice::Direct,
+                        context: Context::System
+                    }
+                )),
+                "{s}"
+            );
+        }
+        // Without PreferStaticProxyForHttpRequest the other requests do not use it.
+        let d = select_route(&profile(STATIC), SensorService::SampleUpload, false);
+        assert_eq!(d.route, RouteChoice::Direct);
+    }
+
+    #[test]
     fn every_service_has_exactly_one_decision_with_a_reason() {
         let texts = [
             String::new(),
