@@ -1,10 +1,30 @@
 //! What a device asks the catalog about the hosts it is given: which connectivity model a host
-//! belongs to (an onboarding blob names hosts, not the model) and which storage account a blob
-//! host names (a SAS URL names the account in its host).
+//! belongs to (an onboarding blob names hosts, not the model), which storage account a blob
+//! host names (a SAS URL names the account in its host), and which CnC gateway and 1DS
+//! collector an onboarding blob of a region and model names.
 
-use crate::{Catalog, Connectivity, Models, Service, matches_pattern, normalise};
+use crate::{Catalog, Connectivity, Endpoint, Models, Region, Service, matches_pattern, normalise};
+
+/// The CnC gateway's test path, below the base path of its API (`/` or `/edr/`).
+const CNC_TEST: &str = "commands/test";
 
 impl Catalog {
+    /// The CnC gateway of the first datacenter of `region` for `model`, and the base path of
+    /// its API (`/` on the standard gateways, `/edr/` on the streamlined ones).
+    pub fn cnc_gateway(&self, region: Region, model: Connectivity) -> Option<(&str, &str)> {
+        let endpoint = self.for_device(region, model).find(|e| {
+            e.service == Service::CommandAndControl && e.probe.path.ends_with(CNC_TEST)
+        })?;
+        let base = endpoint.probe.path.strip_suffix(CNC_TEST)?;
+        Some((endpoint.host.as_str(), base))
+    }
+
+    /// The 1DS collector (cyber data) of `region` for `model`.
+    pub fn collector(&self, region: Region, model: Connectivity) -> Option<&Endpoint> {
+        self.for_device(region, model)
+            .find(|e| e.service == Service::CyberData)
+    }
+
     /// The connectivity model whose devices use `host`: from its catalog rows, or, for a host
     /// the catalog does not list, from the rows of the host family it falls in. `None` when
     /// the host is unknown or both models use it.
@@ -73,6 +93,31 @@ mod tests {
             Some(Connectivity::Streamlined)
         );
         assert_eq!(catalog.model_of("example.invalid"), None);
+    }
+
+    #[test]
+    fn every_region_and_model_has_a_gateway_and_a_collector() {
+        let catalog = Catalog::mde();
+        for region in crate::Region::ALL {
+            for model in Connectivity::ALL {
+                let (host, base) = catalog.cnc_gateway(region, model).unwrap();
+                assert_eq!(catalog.model_of(host), Some(model), "{host}");
+                assert_eq!(
+                    base,
+                    if model == Connectivity::Standard {
+                        "/"
+                    } else {
+                        "/edr/"
+                    }
+                );
+                let collector = catalog.collector(region, model).unwrap();
+                assert!(collector.pinned, "{}", collector.host);
+            }
+        }
+        assert_eq!(
+            catalog.cnc_gateway(crate::Region::Us, Connectivity::Standard),
+            Some(("winatp-gw-cus.microsoft.com", "/"))
+        );
     }
 
     #[test]

@@ -77,26 +77,17 @@ impl Onboarding {
     /// real blob's shape, with the first datacenter of the region, and no real signature.
     pub fn blob(org_id: &str, region: Region, connectivity: Connectivity) -> String {
         let spec = region.spec();
-        let dc = spec.datacenters.first().copied().unwrap_or("cus");
-        let (geo, vortex) = match connectivity {
-            Connectivity::Standard => (
-                format!("https://winatp-gw-{dc}.microsoft.com/"),
-                format!(
-                    "https://{}-v20.events.data.microsoft.com/OneCollector/1.0",
-                    spec.v20_prefix
-                ),
-            ),
-            Connectivity::Streamlined => (
-                format!(
-                    "https://edr-{dc}.{}.endpoint.security.microsoft.com/edr/",
-                    spec.streamlined_geo
-                ),
-                format!(
-                    "https://{}-v20.events.endpoint.security.microsoft.com/OneCollector/1.0",
-                    spec.v20_prefix
-                ),
-            ),
-        };
+        let dc = spec.datacenters.first().copied().unwrap_or_default();
+        // The hosts come from the catalog; a region without them gets URLs that do not parse.
+        let catalog = Catalog::mde();
+        let geo = catalog
+            .cnc_gateway(region, connectivity)
+            .map(|(host, base)| format!("https://{host}{base}"))
+            .unwrap_or_default();
+        let vortex = catalog
+            .collector(region, connectivity)
+            .map(|e| format!("https://{}{}", e.host, wire::ONECOLLECTOR_PATH))
+            .unwrap_or_default();
         let body = BlobBody {
             org_id: org_id.to_owned(),
             geo_location_url: geo,

@@ -31,6 +31,9 @@ use crate::{HttpRequest, Target};
 /// `ext.sdk.ver`.
 pub const SDK_VERSION: &str = "mdelab-sensor-1";
 
+/// The 1DS collector's upload path (`vortexServerUrl` of an onboarding blob ends with it).
+pub const ONECOLLECTOR_PATH: &str = "/OneCollector/1.0";
+
 /// The content type of a 1DS batch: one JSON event per line.
 pub const JSON_STREAM: &str = "application/x-json-stream";
 
