@@ -583,32 +583,6 @@ mod tests {
     }
 
     #[test]
-    fn the_static_proxy_falls_back_to_direct_only_when_unreachable() {
-        for s in [
-            SensorService::CyberData,
-            SensorService::CommandAndControl,
-            SensorService::LiveResponse,
-        ] {
-            let d = select_route(&profile(STATIC), s, false);
-            assert_eq!(d.route, RouteChoice::Static, "{s}");
-            assert_eq!(
-                d.fallback,
-                Some((
-                    Trigger::Unreachable,
-                    Step {
-                        route: RouteChoice::Direct,
-                        context: Context::System
-                    }
-                )),
-                "{s}"
-            );
-        }
-        // Without PreferStaticProxyForHttpRequest the other requests do not use it.
-        let d = select_route(&profile(STATIC), SensorService::SampleUpload, false);
-        assert_eq!(d.route, RouteChoice::Direct);
-    }
-
-    #[test]
     fn every_service_has_exactly_one_decision_with_a_reason() {
         let texts = [
             String::new(),
