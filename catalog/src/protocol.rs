@@ -29,3 +29,14 @@ pub const SDK_VERSION_HEADER: &str = "sdk-version";
 /// The 1DS event name whose events become `DeviceNetworkEvents` rows in advanced hunting
 /// (the table name analysts query; the lab's choice of event name).
 pub const NETWORK_EVENT_NAME: &str = "DeviceNetworkEvents";
+
+/// The blob type header of an Azure Blob Storage `Put Blob`; the lab's storage accepts
+/// [`BLOCK_BLOB`] only. Source: Azure Storage REST API, "Put Blob".
+pub const BLOB_TYPE_HEADER: &str = "x-ms-blob-type";
+
+/// The value of [`BLOB_TYPE_HEADER`] for a block blob.
+pub const BLOCK_BLOB: &str = "BlockBlob";
+
+/// The MD5 of a request body, base64; the storage refuses a body that does not match.
+/// Source: Azure Storage REST API, "Put Blob" (RFC 1864 `Content-MD5`).
+pub const CONTENT_MD5_HEADER: &str = "content-md5";

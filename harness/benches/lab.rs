@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mdelab::Lab;
 use mdelab_catalog::Catalog;
-use mdelab_sensor::{self as sensor, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Target};
+use mdelab_sensor::{self as sensor, ClientKind, Origin, ProxyRoute, Route, Target, wire};
 
 const EXCHANGES: usize = 400;
 const CONCURRENCY: usize = 8;
@@ -60,28 +60,15 @@ async fn rate(label: &str, lab: &Lab, route: Route, client: ClientKind, trusts_i
 }
 
 async fn ingestion(lab: &Lab) {
-    use std::io::Write as _;
     let origin = Origin::https("us-v20.events.data.microsoft.com", true);
-    let mut lines = Vec::new();
-    for i in 0..100 {
-        writeln!(
-            lines,
-            r#"{{"name":"Bench","iKey":"o:bench","data":{{"i":{i},"pad":"{}"}}}}"#,
-            "x".repeat(200)
-        )
-        .unwrap();
-    }
-    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(&lines).unwrap();
-    let body = bytes::Bytes::from(enc.finish().unwrap());
+    let events: Vec<serde_json::Value> = (0..100)
+        .map(|i| serde_json::json!({"name": "Bench", "iKey": "o:bench", "data": {"i": i, "pad": "x".repeat(200)}}))
+        .collect();
+    let request = wire::onecollector_post("/OneCollector/1.0", "bench", "bench-device", &events);
     let posts = 200;
     let started = Instant::now();
     let (trust, network) = (lab.device_trust(false), lab.network());
     for _ in 0..posts {
-        let request = HttpRequest::new(http::Method::POST, "/OneCollector/1.0")
-            .header(http::header::CONTENT_ENCODING, "deflate")
-            .header(http::header::CONTENT_TYPE, "application/x-json-stream")
-            .body(body.clone());
         let response = sensor::send(
             &origin,
             ClientKind::Sensor,
@@ -115,10 +102,12 @@ async fn upload(lab: &Lab) {
     let data: Vec<u8> = (0..mib * 1024 * 1024)
         .map(|i| ((i * 2_654_435_761) >> 24) as u8)
         .collect();
-    let mut request = HttpRequest::new(http::Method::PUT, url.path_and_query().unwrap().as_str())
-        .header(http::HeaderName::from_static("x-ms-blob-type"), "BlockBlob")
-        .body(data)
-        .timeout(Duration::from_secs(120));
+    let mut request = wire::blob_put(
+        url.path_and_query().unwrap().as_str(),
+        "bench-device",
+        data.into(),
+    )
+    .timeout(Duration::from_secs(120));
     request.max_response = 1024 * 1024;
     let route = Route::Proxy(ProxyRoute {
         addr: lab.connect_proxy().addr,

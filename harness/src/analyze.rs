@@ -29,16 +29,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use mdelab_catalog::{Catalog, Connectivity, Endpoint, Region, Scheme, Service};
-use mdelab_certs::{CertSummary, Pin, PinSet, describe};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use mdelab_certs::{CertSummary, Pin, PinSet};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Serialize;
 
 use crate::manifest::Manifest;
@@ -946,7 +943,7 @@ async fn chain_checks(
         let origin = Origin::https(host, false);
         let route = route.clone();
         let network = env.network.clone();
-        set.spawn(async move { (i, fetch_chain(&origin, &route, &network).await) });
+        set.spawn(async move { (i, sensor::presented_chain(&origin, &route, &network).await) });
     }
     let mut chains: Vec<Vec<CertSummary>> = vec![Vec::new(); hosts.len()];
     while let Some(Ok((i, chain))) = set.join_next().await {
@@ -957,95 +954,6 @@ async fn chain_checks(
         .zip(chains)
         .map(|(host, chain)| judge_chain(host, &chain))
         .collect()
-}
-
-/// Accepts any certificate and records the chain (the analyzer's check trusts anything).
-#[derive(Debug)]
-struct Recorder {
-    chain: Arc<Mutex<Vec<CertSummary>>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let chain: Vec<CertSummary> = std::iter::once(end_entity)
-            .chain(intermediates)
-            .filter_map(|c| describe(c).ok())
-            .collect();
-        if let Ok(mut slot) = self.chain.lock() {
-            *slot = chain;
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// The chain `origin` presents over `route` (empty when none came back).
-async fn fetch_chain(origin: &Origin, route: &Route, network: &Network) -> Vec<CertSummary> {
-    let Ok(stream) = sensor::connect::open(origin, route, network).await else {
-        return Vec::new();
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = Arc::new(Mutex::new(Vec::new()));
-    let verifier = Arc::new(Recorder {
-        chain: chain.clone(),
-        provider: provider.clone(),
-    });
-    let Ok(builder) =
-        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
-    else {
-        return Vec::new();
-    };
-    let config = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    let Ok(name) = ServerName::try_from(origin.host.clone()) else {
-        return Vec::new();
-    };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let _ = tokio::time::timeout(network.step_timeout, connector.connect(name, stream)).await;
-    chain.lock().map(|c| c.clone()).unwrap_or_default()
 }
 
 /// The macOS/Linux `mdatp connectivity test` view.

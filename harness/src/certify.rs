@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use base64::Engine as _;
 use bytes::Bytes;
 use mdelab_catalog::{Catalog, Connectivity, Region, Scheme, Service};
 use mdelab_certs::pki::{AZURE_ISSUING_NAME, PINNED_ISSUING_NAME, PINNED_ROOT_NAME};
@@ -45,8 +44,8 @@ use crate::manifest::Manifest;
 use crate::report::{Check, Format, Report, Section};
 use mdelab_sensor::agent::Onboarding;
 use mdelab_sensor::{
-    self as sensor, ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, ProxyRoute,
-    Route, Target, Verdict,
+    self as sensor, ClientKind, DeviceTrust, Network, Origin, Outcome, ProxyRoute, Route, Target,
+    Verdict, wire,
 };
 
 /// One mebibyte.
@@ -740,18 +739,9 @@ impl<'a> Suite<'a> {
         );
 
         let content = Bytes::from(sample_bytes(size as usize, model_seed(model)));
-        let md5 = base64::engine::general_purpose::STANDARD.encode(md5_digest(&content));
         let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &content));
-        let mut request = HttpRequest::new(http::Method::PUT, path_and_query)
-            .header(http::HeaderName::from_static("x-ms-blob-type"), "BlockBlob")
-            .header(http::HeaderName::from_static("content-md5"), md5)
-            .header(http::header::CONTENT_TYPE, "application/octet-stream")
-            .header(
-                http::HeaderName::from_static("msadeviceticket"),
-                self.device(model),
-            )
-            .body(content)
-            .timeout(timeout);
+        let mut request =
+            wire::blob_put(path_and_query, &self.device(model), content).timeout(timeout);
         // An Azure error answer is a small XML document; keep room for it as evidence.
         request.max_response = 1024 * 1024;
         let expected = Verdict::Connected { status: 201 };
@@ -898,7 +888,7 @@ impl<'a> Suite<'a> {
         let mut first_failure: Option<(u64, Outcome)> = None;
         let mut served_issuer = None;
         for post in 0..posts {
-            let mut body = String::new();
+            let mut events = Vec::new();
             for line in 0..LINES_PER_POST {
                 let event = json!({
                     "ver": "4.0",
@@ -908,22 +898,10 @@ impl<'a> Suite<'a> {
                     "data": {"run": self.nonce, "post": post, "line": line,
                              "padding": "x".repeat(64 + (post as usize * 7 + line * 13) % 256)},
                 });
-                body.push_str(&event.to_string());
-                body.push('\n');
                 sent.push(event.to_string());
+                events.push(event);
             }
-            let request = HttpRequest::new(http::Method::POST, path.clone())
-                .header(http::header::CONTENT_TYPE, "application/x-json-stream")
-                .header(
-                    http::HeaderName::from_static("apikey"),
-                    format!("{TENANT}-mdelab"),
-                )
-                .header(http::HeaderName::from_static("client-id"), "NO_AUTH")
-                .header(
-                    http::HeaderName::from_static("msadeviceticket"),
-                    device.clone(),
-                )
-                .body(body);
+            let request = wire::onecollector_post(&path, TENANT, &device, &events);
             let result = sensor::send(
                 &origin,
                 ClientKind::Sensor,
@@ -1112,8 +1090,8 @@ fn sample_account(region: Region, model: Connectivity) -> Option<(String, Option
     let endpoint = Catalog::mde()
         .for_device(region, model)
         .find(|e| e.service == Service::SampleUpload && e.scheme == Scheme::Https)?;
-    if let Some(account) = endpoint.host.strip_suffix(".blob.core.windows.net") {
-        return Some((account.to_owned(), None));
+    if let Some(account) = Catalog::mde().storage_account(&endpoint.host) {
+        return Some((account, None));
     }
     let account = endpoint
         .probe
@@ -1139,14 +1117,9 @@ struct LongPoll {
 impl LongPoll {
     async fn run(self) -> Item {
         let hold_secs = self.hold.as_secs();
-        let request =
-            HttpRequest::new(http::Method::GET, format!("{}?hold={hold_secs}", self.path))
-                .header(
-                    http::HeaderName::from_static("msadeviceticket"),
-                    self.device.clone(),
-                )
-                // Room beyond the hold for a slow proxy; a proxy that holds longer still fails.
-                .timeout(self.hold + Duration::from_secs(10).max(self.hold / 4));
+        let request = wire::cnc_poll(&self.path, self.hold, &self.device)
+            // Room beyond the hold for a slow proxy; a proxy that holds longer still fails.
+            .timeout(self.hold + Duration::from_secs(10).max(self.hold / 4));
         let target = format!(
             "GET https://{}{}?hold={hold_secs}",
             self.origin.host, self.path
@@ -1519,11 +1492,6 @@ fn model_seed(model: Connectivity) -> u64 {
         Connectivity::Standard => 0x6d64_656c_6162_0001,
         Connectivity::Streamlined => 0x6d64_656c_6162_0002,
     }
-}
-
-fn md5_digest(data: &[u8]) -> [u8; 16] {
-    use md5::Digest as _;
-    md5::Md5::digest(data).into()
 }
 
 /// The first 12 hex digits of the SHA-256 of sorted lines (evidence of a difference only).

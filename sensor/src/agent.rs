@@ -19,11 +19,9 @@
 //! report can say *why* the sensor could not talk to the cloud (e.g. a pin mismatch).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use mdelab_catalog::{Catalog, Connectivity, Region};
 use serde::{Deserialize, Serialize};
@@ -31,27 +29,10 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::{ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, Route, send};
-
-/// The header the device identifies itself with.
-use mdelab_catalog::protocol::DEVICE_HEADER;
-
-/// Why an onboarding blob was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum OnboardingError {
-    /// Not the JSON shape of an onboarding blob.
-    #[error("not an onboarding blob: {0}")]
-    Shape(String),
-    /// A field is missing or unusable.
-    #[error("onboarding blob field {field}: {detail}")]
-    Field {
-        /// Which field.
-        field: &'static str,
-        /// What is wrong.
-        detail: String,
-    },
-}
+use super::error::Error;
+use super::{ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, Route, send, wire};
 
 /// What onboarding tells the sensor (reference §1.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,26 +77,17 @@ impl Onboarding {
     /// real blob's shape, with the first datacenter of the region, and no real signature.
     pub fn blob(org_id: &str, region: Region, connectivity: Connectivity) -> String {
         let spec = region.spec();
-        let dc = spec.datacenters.first().copied().unwrap_or("cus");
-        let (geo, vortex) = match connectivity {
-            Connectivity::Standard => (
-                format!("https://winatp-gw-{dc}.microsoft.com/"),
-                format!(
-                    "https://{}-v20.events.data.microsoft.com/OneCollector/1.0",
-                    spec.v20_prefix
-                ),
-            ),
-            Connectivity::Streamlined => (
-                format!(
-                    "https://edr-{dc}.{}.endpoint.security.microsoft.com/edr/",
-                    spec.streamlined_geo
-                ),
-                format!(
-                    "https://{}-v20.events.endpoint.security.microsoft.com/OneCollector/1.0",
-                    spec.v20_prefix
-                ),
-            ),
-        };
+        let dc = spec.datacenters.first().copied().unwrap_or_default();
+        // The hosts come from the catalog; a region without them gets URLs that do not parse.
+        let catalog = Catalog::mde();
+        let geo = catalog
+            .cnc_gateway(region, connectivity)
+            .map(|(host, base)| format!("https://{host}{base}"))
+            .unwrap_or_default();
+        let vortex = catalog
+            .collector(region, connectivity)
+            .map(|e| format!("https://{}{}", e.host, wire::ONECOLLECTOR_PATH))
+            .unwrap_or_default();
         let body = BlobBody {
             org_id: org_id.to_owned(),
             geo_location_url: geo,
@@ -138,16 +110,16 @@ impl Onboarding {
     }
 
     /// Reads an onboarding blob.
-    pub fn parse(text: &str) -> Result<Self, OnboardingError> {
+    pub fn parse(text: &str) -> Result<Self, Error> {
         let blob: Blob =
-            serde_json::from_str(text).map_err(|e| OnboardingError::Shape(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| Error::OnboardingShape(e.to_string()))?;
         let body: BlobBody = serde_json::from_str(&blob.body)
-            .map_err(|e| OnboardingError::Shape(format!("body: {e}")))?;
+            .map_err(|e| Error::OnboardingShape(format!("body: {e}")))?;
         let region = body
             .partner_geo_location
             .parse::<Region>()
             .or_else(|_| body.vortex_geo_location.parse::<Region>())
-            .map_err(|detail| OnboardingError::Field {
+            .map_err(|detail| Error::OnboardingField {
                 field: "partnerGeoLocation",
                 detail,
             })?;
@@ -155,18 +127,17 @@ impl Onboarding {
             url.parse::<http::Uri>()
                 .ok()
                 .and_then(|u| u.host().map(str::to_owned))
-                .ok_or_else(|| OnboardingError::Field {
+                .ok_or_else(|| Error::OnboardingField {
                     field,
                     detail: format!("{url:?} is not a URL"),
                 })
         };
         let cnc_host = host(&body.geo_location_url, "geoLocationUrl")?;
         host(&body.vortex_server_url, "vortexServerUrl")?;
-        let connectivity = if cnc_host.ends_with(".endpoint.security.microsoft.com") {
-            Connectivity::Streamlined
-        } else {
-            Connectivity::Standard
-        };
+        // The blob names hosts, not the model: the catalog knows which model the gateway serves.
+        let connectivity = Catalog::mde()
+            .model_of(&cnc_host)
+            .unwrap_or(Connectivity::Standard);
         Ok(Self {
             org_id: body.org_id,
             region,
@@ -378,6 +349,8 @@ struct Shared {
     stats: Mutex<AgentStats>,
     changed: watch::Sender<u64>,
     upload_now: Notify,
+    /// The Live Response sessions in progress; [`Agent::stop`] cancels and waits for them.
+    sessions: TaskTracker,
 }
 
 impl Shared {
@@ -413,6 +386,7 @@ impl Agent {
             stats: Mutex::new(AgentStats::default()),
             changed,
             upload_now: Notify::new(),
+            sessions: TaskTracker::new(),
         });
         let token = parent.child_token();
         let tasks = vec![
@@ -450,7 +424,7 @@ impl Agent {
             "iKey": format!("o:{}", config.onboarding.org_id),
             "ext": {
                 "device": { "localId": format!("s:{}", config.device_id) },
-                "sdk": { "seq": seq, "installId": config.device_id, "ver": "mdelab-sensor-1" },
+                "sdk": { "seq": seq, "installId": config.device_id, "ver": wire::SDK_VERSION },
             },
             "data": data,
         });
@@ -502,12 +476,15 @@ impl Agent {
         }
     }
 
-    /// Stops both loops and waits for them.
+    /// Stops both loops and any Live Response session in progress, and waits for them all.
     pub async fn stop(self) {
         self.token.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        // The CnC loop has ended, so no session starts after this.
+        self.shared.sessions.close();
+        self.shared.sessions.wait().await;
     }
 }
 
@@ -538,7 +515,12 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
             if batch.is_empty() {
                 break;
             }
-            let request = upload_request(config, &path, &tenant, &batch);
+            let request = wire::onecollector_post(
+                &path,
+                &tenant,
+                &config.device_id,
+                batch.iter().map(|(_, event)| event),
+            );
             let result = send(
                 &origin,
                 ClientKind::Sensor,
@@ -561,7 +543,7 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
                         s.rejected += rej;
                     });
                     attempt = 0;
-                    if let Some(pause_for) = kill_pause(&response.headers, &tenant) {
+                    if let Some(pause_for) = wire::kill_pause(&response.headers, &tenant) {
                         shared.update(|s| s.killed += 1);
                         if !pause(&token, pause_for).await {
                             return;
@@ -628,69 +610,6 @@ fn remove_front(shared: &Shared, n: usize) {
     cache.drain(..n);
 }
 
-/// How long to pause when the collector's kill-tokens name our tenant.
-fn kill_pause(headers: &http::HeaderMap, tenant: &str) -> Option<Duration> {
-    let tokens = headers.get("kill-tokens")?.to_str().ok()?;
-    let ours = tokens.split(',').any(|t| {
-        let t = t.trim();
-        t == tenant || t.split('-').next() == Some(tenant) || t == "*"
-    });
-    if !ours {
-        return None;
-    }
-    let duration = headers
-        .get("kill-duration")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("0");
-    Some(match duration.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        // `this-request-only`: nothing to pause.
-        Err(_) => Duration::ZERO,
-    })
-}
-
-fn upload_request(
-    config: &AgentConfig,
-    path: &str,
-    tenant: &str,
-    batch: &[(u64, serde_json::Value)],
-) -> HttpRequest {
-    let mut lines = Vec::new();
-    for (_, event) in batch {
-        let _ = serde_json::to_writer(&mut lines, event);
-        lines.push(b'\n');
-    }
-    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-    let body = match encoder.write_all(&lines).and_then(|()| encoder.finish()) {
-        Ok(compressed) => compressed,
-        Err(_) => lines,
-    };
-    let upload_time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    HttpRequest::new(http::Method::POST, path)
-        .header(http::header::CONTENT_TYPE, "application/x-json-stream")
-        .header(http::header::CONTENT_ENCODING, "deflate")
-        .header(
-            http::HeaderName::from_static("apikey"),
-            format!("{tenant}-mdelab"),
-        )
-        .header(http::HeaderName::from_static("client-id"), "NO_AUTH")
-        .header(
-            http::HeaderName::from_static("upload-time"),
-            upload_time.to_string(),
-        )
-        .header(
-            http::HeaderName::from_static("sdk-version"),
-            "mdelab-sensor-1",
-        )
-        .header(
-            http::HeaderName::from_static(DEVICE_HEADER),
-            config.device_id.clone(),
-        )
-        .body(body)
-}
-
 #[derive(Deserialize)]
 struct CncAnswer {
     #[serde(default)]
@@ -712,13 +631,7 @@ async fn cnc_loop(shared: Arc<Shared>, token: CancellationToken) {
     let (origin, path) = config.onboarding.cnc();
     let mut attempt = 0u32;
     loop {
-        let hold = config.cnc_hold.as_secs();
-        let request = HttpRequest::new(http::Method::GET, format!("{path}?hold={hold}"))
-            .header(
-                http::HeaderName::from_static(DEVICE_HEADER),
-                config.device_id.clone(),
-            )
-            .timeout(config.cnc_hold + Duration::from_secs(10));
+        let request = wire::cnc_poll(&path, config.cnc_hold, &config.device_id);
         let poll = send(
             &origin,
             ClientKind::Sensor,
@@ -747,7 +660,14 @@ async fn cnc_loop(shared: Arc<Shared>, token: CancellationToken) {
                     .into_iter()
                     .filter(|c| c.kind == "live_response")
                 {
-                    tokio::spawn(live_response(shared.clone(), command));
+                    let session = live_response(shared.clone(), command);
+                    let token = token.clone();
+                    shared.sessions.spawn(async move {
+                        tokio::select! {
+                            () = token.cancelled() => {}
+                            () = session => {}
+                        }
+                    });
                 }
             }
             other => {
@@ -810,13 +730,7 @@ async fn run_session(shared: &Shared, actions_url: &str) -> Result<(), String> {
     let config = &shared.config;
     let (origin, base) = origin_and_path(actions_url);
     let post = |path: String, body: serde_json::Value| {
-        HttpRequest::new(http::Method::POST, path)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(
-                http::HeaderName::from_static(DEVICE_HEADER),
-                config.device_id.clone(),
-            )
-            .body(body.to_string())
+        wire::live_response_action(&path, &config.device_id, &body)
     };
     let call = |request: HttpRequest, origin: Origin| async move {
         let response = send(
@@ -855,16 +769,7 @@ async fn run_session(shared: &Shared, actions_url: &str) -> Result<(), String> {
             "getfile" => match (config.files.read(&cmd.path), &cmd.upload_url) {
                 (Some(content), Some(url)) => {
                     let (blob_origin, blob_path) = origin_and_path(url);
-                    let md5 =
-                        base64::engine::general_purpose::STANDARD.encode(md5_digest(&content));
-                    let put = HttpRequest::new(http::Method::PUT, blob_path.clone())
-                        .header(http::HeaderName::from_static("x-ms-blob-type"), "BlockBlob")
-                        .header(http::HeaderName::from_static("content-md5"), md5)
-                        .header(
-                            http::HeaderName::from_static(DEVICE_HEADER),
-                            config.device_id.clone(),
-                        )
-                        .body(content.clone());
+                    let put = wire::blob_put(&blob_path, &config.device_id, content.clone());
                     call(put, blob_origin).await?;
                     // The cloud names the blob it expects; without that, take it from the URL.
                     let blob = cmd.blob.clone().unwrap_or_else(|| {
@@ -889,11 +794,6 @@ async fn run_session(shared: &Shared, actions_url: &str) -> Result<(), String> {
     }
     call(post(format!("{base}/close"), serde_json::json!({})), origin).await?;
     Ok(())
-}
-
-fn md5_digest(data: &[u8]) -> [u8; 16] {
-    use md5::Digest as _;
-    md5::Md5::digest(data).into()
 }
 
 #[cfg(test)]
@@ -954,17 +854,6 @@ mod tests {
         for status in [200, 400, 401, 403, 404, 413] {
             assert!(!retryable(status), "{status}");
         }
-    }
-
-    #[test]
-    fn kill_tokens_pause_only_our_tenant() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("kill-tokens", "other-token, org1-abc".parse().unwrap());
-        headers.insert("kill-duration", "30".parse().unwrap());
-        assert_eq!(kill_pause(&headers, "org1"), Some(Duration::from_secs(30)));
-        assert_eq!(kill_pause(&headers, "org2"), None);
-        headers.insert("kill-duration", "this-request-only".parse().unwrap());
-        assert_eq!(kill_pause(&headers, "org1"), Some(Duration::ZERO));
     }
 
     #[test]

@@ -8,17 +8,30 @@
 //!
 //! # Layout
 //! - [`verdict`]: [`Verdict`], [`Outcome`], [`Layer`].
-//! - [`verifier`]: chain-then-pin certificate verification.
+//! - [`verifier`]: chain-then-pin certificate verification, with the pin required on the
+//!   validated path; a recording-only mode for the Client Analyzer's chain check.
 //! - [`connect`]: routes (direct or through a proxy) up to an open byte stream.
+//! - [`wire`]: every request the device sends (1DS uploads, blob PUTs, the CnC poll, Live
+//!   Response actions, probes) with the header names it speaks.
+//! - [`profile`]: the machine profile (proxy settings, user session, trust, onboarding, the
+//!   lab proxies around the device), as TOML.
+//! - [`route`]: route selection, which proxy setting each service uses ([`route::select_route`]).
+//! - [`pac`]: the device's side of WPAD (fetching and evaluating the PAC file).
 //! - [`netprot`]: network protection and the user's browsing, reported as `DeviceNetworkEvents`.
 //! - [`agent`]: the sensor as a running client of the cloud (onboarding, 1DS uploads with
 //!   cache and back-off, the CnC poll loop, Live Response).
+//! - [`error`]: the crate's one [`Error`] type (profiles, onboarding blobs, PAC files).
 
 pub mod agent;
 pub mod connect;
+pub mod error;
 pub mod netprot;
+pub mod pac;
+pub mod profile;
+pub mod route;
 pub mod verdict;
 pub mod verifier;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,6 +47,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use connect::{Dial, DialTrace, ProxyRoute, Route};
+pub use error::Error;
 pub use verdict::{Layer, Outcome, Verdict};
 use verifier::{PinMismatch, PinningVerifier, pin_labels};
 
@@ -233,9 +247,7 @@ pub async fn probe(
     trust: &DeviceTrust,
     network: &Network,
 ) -> Outcome {
-    let method =
-        http::Method::from_bytes(target.method.as_str().as_bytes()).unwrap_or(http::Method::GET);
-    let request = HttpRequest::new(method, target.path.clone()).timeout(network.step_timeout);
+    let request = wire::probe(target).timeout(network.step_timeout);
     match send(&target.origin(), client, route, trust, network, &request).await {
         Ok(response) => connected(response.status, response.served_issuer),
         Err(outcome) => outcome,
@@ -300,18 +312,11 @@ async fn tls_handshake(
 > {
     let verifier = PinningVerifier::new(&trust.roots, pins.clone())
         .map_err(|err| other(format!("bad trust store: {err}")))?;
-    let verifier = Arc::new(verifier);
     let presented = verifier.presented();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|err| other(err.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+    let config = client_config(verifier).map_err(|err| other(err.to_string()))?;
     let server_name = ServerName::try_from(origin.host.clone())
         .map_err(|_| other(format!("{:?} is not a valid server name", origin.host)))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(config);
     let handshake =
         tokio::time::timeout(network.step_timeout, connector.connect(server_name, stream)).await;
     let chain = presented.lock().map(|c| c.clone()).unwrap_or_default();
@@ -325,6 +330,39 @@ async fn tls_handshake(
         Ok(Err(err)) => Err(classify_tls_error(&err, &chain, pins.as_ref())),
         Ok(Ok(tls)) => Ok((tls, served_issuer)),
     }
+}
+
+/// A TLS client configuration that verifies with `verifier` and its crypto provider.
+fn client_config(verifier: PinningVerifier) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let config = rustls::ClientConfig::builder_with_provider(verifier.provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The chain `origin` presents over `route`, whoever issued it (the Client Analyzer's check,
+/// which trusts anything); empty when no handshake got that far.
+pub async fn presented_chain(
+    origin: &Origin,
+    route: &Route,
+    network: &Network,
+) -> Vec<CertSummary> {
+    let Ok(stream) = connect::open(origin, route, network).await else {
+        return Vec::new();
+    };
+    let verifier = PinningVerifier::recording();
+    let presented = verifier.presented();
+    let Ok(config) = client_config(verifier) else {
+        return Vec::new();
+    };
+    let Ok(name) = ServerName::try_from(origin.host.clone()) else {
+        return Vec::new();
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let _ = tokio::time::timeout(network.step_timeout, connector.connect(name, stream)).await;
+    presented.lock().map(|c| c.clone()).unwrap_or_default()
 }
 
 /// Maps a handshake failure to a verdict with evidence.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::Agent;
 use super::connect::{Dial, DialTrace, Route};
-use super::{ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, Verdict, send};
+use super::{ClientKind, DeviceTrust, Network, Origin, Outcome, Verdict, send, wire};
 use mdelab_catalog::Scheme;
 
 /// The process the user's browsing is attributed to.
@@ -185,8 +185,7 @@ pub async fn browse(
             continue;
         }
         let before = trace.dials().len();
-        let request =
-            HttpRequest::new(http::Method::GET, visit.path.clone()).timeout(network.step_timeout);
+        let request = wire::browse(&visit.path).timeout(network.step_timeout);
         let outcome = match send(
             &visit.origin,
             ClientKind::Browser,

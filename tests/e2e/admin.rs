@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use mdelab::lab::{Lab, LabOptions};
+use mdelab_catalog::protocol::DEVICE_HEADER;
 use mdelab_catalog::{Connectivity, Region};
 use mdelab_catalog::{ProbeMethod, Scheme};
 use mdelab_sensor::agent::{Agent, AgentConfig, Onboarding};
@@ -85,10 +86,8 @@ async fn admin_api_is_token_protected_and_reports_readiness() {
 async fn journal_records_each_request_with_its_device_and_filters_and_clears() {
     let lab = Lab::start(&LabOptions::default()).await.unwrap();
     let origin = Origin::https("winatp-gw-cus.microsoft.com", true);
-    let request = HttpRequest::new(http::Method::GET, "/test").header(
-        http::HeaderName::from_static("msadeviceticket"),
-        "dev-journal",
-    );
+    let request = HttpRequest::new(http::Method::GET, "/test")
+        .header(http::HeaderName::from_static(DEVICE_HEADER), "dev-journal");
     let response = sensor::send(
         &origin,
         ClientKind::Sensor,

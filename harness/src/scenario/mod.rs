@@ -22,10 +22,12 @@
 
 pub mod named;
 pub mod netprot;
-pub mod profile;
 pub mod rig;
-pub mod route;
 pub mod run;
+mod wpad;
+
+// The machine profile and the route rules are the device's: they live in the sensor crate.
+pub use mdelab_sensor::{profile, route};
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@
 //! - The gateway rule: the mock cloud drops every connection whose peer is the device's source
 //!   address ([`DEVICE_IP`]), so a direct attempt times out as on a blocked route, while the
 //!   proxies (which dial from 127.0.0.1) still get through.
-//! - A WPAD server answering the profile's PAC (`FindProxyForURL` returning one constant).
+//! - A WPAD server answering the profile's PAC (`FindProxyForURL` returning one constant;
+//!   the `wpad` module).
 //!
 //! [`Rig::send`] makes one request of the device along one [`Step`] and reports what the
 //! proxies' own access logs say about it: every TCP connection the device opened is looked up,
@@ -14,20 +15,19 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use mdelab_catalog::Catalog;
 use mdelab_proxy::{AccessRecord, ClientHandshake, Credentials, TlsHandling};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::profile::{LAB_PASSWORD, LAB_USER, LabProxy, MachineProfile, PacAnswer, PacDirective};
+use super::profile::{LAB_PASSWORD, LAB_USER, LabProxy, MachineProfile};
 use super::route::{Context, RouteChoice, Step};
+use super::wpad::Wpad;
 use crate::lab::{Lab, LabOptions, ProxyInfo, ProxyKind, ProxySpec};
 use mdelab_sensor::{
     self as sensor, ClientKind, DeviceTrust, DialTrace, HttpRequest, HttpResponse, Network, Origin,
@@ -447,153 +447,9 @@ fn hop_of(record: &AccessRecord) -> Hop {
     }
 }
 
-/// The lab's WPAD server: answers every request with the profile's PAC file.
-#[derive(Debug)]
-struct Wpad {
-    addr: SocketAddr,
-    fetches: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// The largest request head or PAC file read.
-const MAX_PAC: usize = 16 * 1024;
-
-impl Wpad {
-    async fn start(
-        answer: &PacAnswer,
-        proxies: &BTreeMap<LabProxy, Deployed>,
-        token: &CancellationToken,
-    ) -> Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .context("failed to bind the WPAD server")?;
-        let addr = listener
-            .local_addr()
-            .context("failed to read the WPAD address")?;
-        let directives: Vec<String> = answer
-            .directives
-            .iter()
-            .map(|d| match d {
-                PacDirective::Proxy(p) => format!("PROXY {}", proxies[p].addr()),
-                PacDirective::Direct => "DIRECT".to_owned(),
-            })
-            .collect();
-        let pac = format!(
-            "// mdelab WPAD: the lab's proxy auto-configuration\r\n\
-             function FindProxyForURL(url, host) {{\r\n  return \"{}\";\r\n}}\r\n",
-            directives.join("; ")
-        );
-        let fetches = Arc::new(AtomicU64::new(0));
-        let count = fetches.clone();
-        let token = token.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    () = token.cancelled() => return,
-                    accepted = listener.accept() => accepted,
-                };
-                let Ok((mut stream, _)) = accepted else {
-                    continue;
-                };
-                count.fetch_add(1, Ordering::Relaxed);
-                let pac = pac.clone();
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    let read = tokio::time::timeout(Duration::from_secs(5), async {
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_PAC {
-                            let n = stream.read(&mut buf).await?;
-                            if n == 0 {
-                                break;
-                            }
-                            head.extend_from_slice(&buf[..n]);
-                        }
-                        Ok::<_, std::io::Error>(())
-                    })
-                    .await;
-                    if !matches!(read, Ok(Ok(()))) {
-                        return;
-                    }
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\n\
-                         Content-Length: {}\r\nConnection: close\r\n\r\n{pac}",
-                        pac.len()
-                    );
-                    let _ = stream.write_all(response.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        Ok(Self {
-            addr,
-            fetches,
-            task,
-        })
-    }
-
-    /// The device fetches `http://wpad/wpad.dat` (the WPAD server is on the device's own
-    /// network, not behind the gateway) and evaluates it: `Some(proxy)` or `None` for DIRECT.
-    async fn fetch(&self, network: &Network) -> Result<Option<SocketAddr>, String> {
-        let body = tokio::time::timeout(network.step_timeout.max(Duration::from_secs(2)), async {
-            let mut stream = TcpStream::connect(self.addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            stream
-                .write_all(b"GET /wpad.dat HTTP/1.1\r\nHost: wpad\r\nConnection: close\r\n\r\n")
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut response = Vec::new();
-            (&mut stream)
-                .take(MAX_PAC as u64)
-                .read_to_end(&mut response)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(String::from_utf8_lossy(&response).into_owned())
-        })
-        .await
-        .map_err(|_| "the WPAD server did not answer in time".to_owned())??;
-        parse_pac(&body)
-    }
-}
-
-/// Evaluates a PAC file of the one shape the lab serves: `return "<directives>";`. The first
-/// directive wins: `Some(addr)` for `PROXY addr`, `None` for `DIRECT`.
-pub fn parse_pac(text: &str) -> Result<Option<SocketAddr>, String> {
-    let start = text
-        .find("return \"")
-        .ok_or("the PAC file has no constant return")?
-        + "return \"".len();
-    let end = text[start..]
-        .find('"')
-        .ok_or("the PAC file's return is not terminated")?;
-    let first = text[start..start + end]
-        .split(';')
-        .map(str::trim)
-        .find(|d| !d.is_empty())
-        .ok_or("the PAC file returns nothing")?;
-    let mut words = first.split_whitespace();
-    match (words.next(), words.next()) {
-        (Some(kw), None) if kw.eq_ignore_ascii_case("DIRECT") => Ok(None),
-        (Some(kw), Some(addr)) if kw.eq_ignore_ascii_case("PROXY") => addr
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("the PAC file names {addr:?}, not an ip:port")),
-        _ => Err(format!("unsupported PAC directive {first:?}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pac_answers_parse() {
-        let pac = "function FindProxyForURL(url, host) {\r\n  return \"PROXY 127.0.0.1:3128; DIRECT\";\r\n}";
-        assert_eq!(parse_pac(pac), Ok(Some("127.0.0.1:3128".parse().unwrap())));
-        assert_eq!(parse_pac("return \"DIRECT\";"), Ok(None));
-        assert!(parse_pac("return \"SOCKS 1.2.3.4:1080\";").is_err());
-        assert!(parse_pac("nothing here").is_err());
-    }
 
     #[test]
     fn hop_labels_say_what_the_proxy_did() {

@@ -22,13 +22,12 @@ use super::rig::{DEVICE_ID, Hop, ORG_ID, Rig, RigOptions};
 use super::route::{Context, Decision, RouteChoice, SensorService, Step, Trigger, select_route};
 use crate::report::Format;
 use mdelab_sensor::agent::Onboarding;
-use mdelab_sensor::{ClientKind, HttpRequest, HttpResponse, Origin, Outcome, Target, Verdict};
+use mdelab_sensor::{
+    ClientKind, HttpRequest, HttpResponse, Origin, Outcome, Target, Verdict, wire,
+};
 
 /// Events the device generates at the start of every phase (cached until uploaded).
 pub const EVENTS_PER_PHASE: usize = 5;
-
-/// The header the sensor names its device in.
-const DEVICE_HEADER: &str = "msadeviceticket";
 
 /// What one service's requests should be, for one device.
 #[derive(Clone, Debug)]
@@ -76,13 +75,9 @@ fn plans(profile: &MachineProfile, rig: &Rig) -> Result<Vec<Plan>> {
     let step = rig.step_timeout();
     let probe = |e: &Endpoint| {
         let target = Target::from(e);
-        let method = http::Method::from_bytes(target.method.as_str().as_bytes())
-            .unwrap_or(http::Method::GET);
         PlanKind::Probe {
             origin: target.origin(),
-            request: HttpRequest::new(method, target.path.clone())
-                .header(http::HeaderName::from_static(DEVICE_HEADER), DEVICE_ID)
-                .timeout(step),
+            request: wire::with_device(wire::probe(&target), DEVICE_ID).timeout(step),
         }
     };
     let mut out = Vec::new();
@@ -396,7 +391,7 @@ fn event(seq: usize) -> serde_json::Value {
         "iKey": format!("o:{ORG_ID}"),
         "ext": {
             "device": { "localId": format!("s:{DEVICE_ID}") },
-            "sdk": { "seq": seq, "installId": DEVICE_ID, "ver": "mdelab-sensor-1" },
+            "sdk": { "seq": seq, "installId": DEVICE_ID, "ver": wire::SDK_VERSION },
         },
         "data": { "seq": seq },
     })
@@ -428,21 +423,8 @@ async fn observe(
             Err(outcome) => outcome,
         },
         PlanKind::Upload { origin, path } => {
-            let mut body = Vec::new();
-            for event in cache {
-                let _ = serde_json::to_writer(&mut body, event);
-                body.push(b'\n');
-            }
-            let request = HttpRequest::new(http::Method::POST, path.clone())
-                .header(http::header::CONTENT_TYPE, "application/x-json-stream")
-                .header(
-                    http::HeaderName::from_static("apikey"),
-                    format!("{ORG_ID}-mdelab"),
-                )
-                .header(http::HeaderName::from_static("client-id"), "NO_AUTH")
-                .header(http::HeaderName::from_static(DEVICE_HEADER), DEVICE_ID)
-                .body(body)
-                .timeout(rig.step_timeout());
+            let request =
+                wire::onecollector_post(path, ORG_ID, DEVICE_ID, cache).timeout(rig.step_timeout());
             match channel.request(origin, &request).await {
                 Ok(response) => {
                     if response.status == 200 {
@@ -491,15 +473,11 @@ async fn live_response(
     let store = rig.lab().cloud().live_response();
     let session = store.start(DEVICE_ID, Vec::new(), None);
     let post = |path: String| {
-        HttpRequest::new(http::Method::POST, path)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::HeaderName::from_static(DEVICE_HEADER), DEVICE_ID)
-            .body("{}")
+        wire::live_response_action(&path, DEVICE_ID, &serde_json::json!({}))
             .timeout(rig.step_timeout())
     };
-    let poll = HttpRequest::new(http::Method::GET, format!("{poll_path}?hold=0"))
-        .header(http::HeaderName::from_static(DEVICE_HEADER), DEVICE_ID)
-        .timeout(rig.step_timeout());
+    let poll =
+        wire::cnc_poll(poll_path, std::time::Duration::ZERO, DEVICE_ID).timeout(rig.step_timeout());
     let outcome = async {
         let response = channel.request(gateway, &poll).await?;
         if response.status != 200 {

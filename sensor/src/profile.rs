@@ -25,9 +25,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use anyhow::{Context as _, Result, bail};
 use mdelab_catalog::{Connectivity, Region};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::Error;
 
 /// The port reports print for every lab proxy (the write-up's proxies listen on 3128); the
 /// real, ephemeral port is in the JSON output.
@@ -257,7 +258,7 @@ pub struct MachineProfile {
     pub proxies: Topology,
     /// Network protection on the device: `off` (default), `audit` or `block`.
     #[serde(default)]
-    pub network_protection: mdelab_sensor::netprot::NetworkProtection,
+    pub network_protection: crate::netprot::NetworkProtection,
 }
 
 /// Onboarding: which region's URLs, and which connectivity model.
@@ -447,31 +448,43 @@ impl ProxySettings {
 
 impl MachineProfile {
     /// Parses and checks a profile.
-    pub fn from_toml(text: &str) -> Result<Self> {
-        let profile: Self = toml::from_str(text).context("invalid machine profile")?;
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        let profile: Self = toml::from_str(text).map_err(|source| Error::ProfileSyntax {
+            detail: source.to_string(),
+        })?;
         profile.validate()?;
         Ok(profile)
     }
 
     /// Reads a profile file.
-    pub fn read(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read the profile {}", path.display()))?;
-        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    pub fn read(path: &std::path::Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadProfile {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| Error::InProfile {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
     }
 
     /// Refuses combinations the lab cannot build.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |detail: String| Err(Error::InvalidProfile { detail });
         if self.name.trim().is_empty() {
-            bail!("the profile needs a name");
+            return invalid("the profile needs a name".to_owned());
         }
         for proxy in LabProxy::ALL {
             let s = self.proxies.get(proxy);
             if (s.bypass_mde || !s.bypass.is_empty()) && !s.inspects_tls {
-                bail!("proxies.{proxy}: a bypass list only applies to a proxy that inspects TLS");
+                return invalid(format!(
+                    "proxies.{proxy}: a bypass list only applies to a proxy that inspects TLS"
+                ));
             }
             if s.unreachable && (s.requires_auth || s.inspects_tls) {
-                bail!("proxies.{proxy}: an unreachable proxy cannot also authenticate or inspect");
+                return invalid(format!(
+                    "proxies.{proxy}: an unreachable proxy cannot also authenticate or inspect"
+                ));
             }
         }
         Ok(())
@@ -643,6 +656,28 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn profile_errors_name_the_setting_and_the_file() {
+        let err = MachineProfile::from_toml("name = \" \"").unwrap_err();
+        assert_eq!(err.to_string(), "the profile needs a name");
+        let err = MachineProfile::from_toml("name = \"x\"\n[proxies.PROX01]\nbypass_mde = true")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proxies.PROX01: a bypass list only applies to a proxy that inspects TLS"
+        );
+        let missing = std::path::Path::new("/nonexistent/mdelab-profile.toml");
+        let err = MachineProfile::read(missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to read the profile /nonexistent/mdelab-profile.toml"
+        );
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the I/O error is kept"
+        );
     }
 
     #[test]

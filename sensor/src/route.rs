@@ -29,7 +29,7 @@ use std::fmt;
 use mdelab_catalog::Service;
 use serde::Serialize;
 
-use super::profile::MachineProfile;
+use crate::profile::MachineProfile;
 
 /// The services of the device whose routes the scenarios observe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -353,7 +353,7 @@ pub fn select_route(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::profile::LabProxy;
+    use crate::profile::LabProxy;
 
     fn profile(text: &str) -> MachineProfile {
         MachineProfile::from_toml(&format!("name = \"t\"\n{text}")).unwrap()
@@ -548,6 +548,38 @@ mod tests {
             select_route(&p, SensorService::SampleUpload, false).route,
             RouteChoice::Static
         );
+    }
+
+    #[test]
+    fn the_session_argument_overrides_the_profiles_user() {
+        // The profile says a user is logged on, the phase says nobody is: no WinINet.
+        let p = profile(&format!("{WININET}[user]\nlogged_on = true\n"));
+        let d = select_route(&p, SensorService::SampleUpload, false);
+        assert_eq!((d.route, d.context), (RouteChoice::Direct, Context::System));
+        // …and the other way round.
+        let p = profile(&format!("{WININET}[user]\nlogged_on = false\n"));
+        let d = select_route(&p, SensorService::SampleUpload, true);
+        assert_eq!((d.route, d.context), (RouteChoice::WinInet, Context::User));
+    }
+
+    #[test]
+    fn diagtrack_falls_back_from_wpad_to_the_users_proxy_on_407() {
+        let p = profile(&format!("{WPAD}{WININET}"));
+        let d = select_route(&p, SensorService::CyberData, true);
+        assert_eq!((d.route, d.context), (RouteChoice::Wpad, Context::System));
+        assert_eq!(
+            d.fallback,
+            Some((
+                Trigger::AuthRequired,
+                Step {
+                    route: RouteChoice::WinInet,
+                    context: Context::User
+                }
+            ))
+        );
+        // Only DiagTrack: the CnC channel has no user fall-back.
+        let cnc = select_route(&p, SensorService::CommandAndControl, true);
+        assert_eq!((cnc.route, cnc.fallback), (RouteChoice::Wpad, None));
     }
 
     #[test]
