@@ -80,8 +80,8 @@ pub struct AnalyzeArgs {
     #[arg(long, value_enum, default_value_t)]
     pub format: AnalyzeFormat,
     /// Time each request step may take, in milliseconds (a blocked route's 12002 comes after
-    /// this).
-    #[arg(long, default_value_t = 500)]
+    /// this; every URL is probed at once, so a blocked device takes about this long in all).
+    #[arg(long, default_value_t = DEFAULT_STEP_TIMEOUT_MS)]
     pub timeout_ms: u64,
 }
 
@@ -153,16 +153,22 @@ pub struct AnalyzeOptions {
 }
 
 impl AnalyzeOptions {
-    /// Analyze `profile` in a lab started for it, with a 500 ms step timeout.
+    /// Analyze `profile` in a lab started for it, with the default step timeout.
     pub fn new(profile: MachineProfile) -> Self {
         Self {
             profile,
             command_line_proxy: None,
             lab: None,
-            timeout: Duration::from_millis(500),
+            timeout: Duration::from_millis(DEFAULT_STEP_TIMEOUT_MS),
         }
     }
 }
+
+/// The default time a request step may take. Every URL is probed at once, so on a loaded
+/// two-core machine a handshake can wait its turn for hundreds of milliseconds: 500 ms made a
+/// healthy URL look blocked under load (seen in CI); 3 s does not, and a blocked device still
+/// answers in about 3 s.
+pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 3_000;
 
 /// The analyzer's URL groups (RegionsURLs.json), with their result ids (all good, one
 /// failure, more) where the script gives them.

@@ -3,11 +3,12 @@
 //! A command builds a model ([`Report`] of [`Section`]s of [`Check`]s, an endpoint listing, a
 //! [`Grid`] of hunting results) and this module renders it: [`table`] for people (the one
 //! column aligner), [`json`] for machines, [`junit`] for CI dashboards (the one JUnit writer),
-//! [`csv`] for spreadsheets.
+//! [`csv`] for spreadsheets, [`html`] for a page to hand over.
 //!
 //! A report holds no ports, times or hashes, so a snapshot of it is stable across runs.
 
 pub mod csv;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod table;
