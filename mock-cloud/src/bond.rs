@@ -506,13 +506,20 @@ impl<'a> Reader<'a> {
     }
 
     fn count(&mut self, min_element: usize) -> Result<usize, BondError> {
+        let start = self.pos;
         let n = self.varint(32)? as usize;
         // Each element takes at least `min_element` bytes: a larger count is a lie, refused
-        // before anything is allocated for it.
+        // before anything is allocated for it (reported where the count starts).
         if n.saturating_mul(min_element) > self.left() {
+            let left = self.left();
+            self.pos = start;
+            let what = if min_element == 1 {
+                "bytes or elements"
+            } else {
+                "elements"
+            };
             return Err(self.fail(format!(
-                "{n} elements announced, only {} bytes left in the body",
-                self.left()
+                "{n} {what} announced, only {left} bytes left in the body"
             )));
         }
         Ok(n)
