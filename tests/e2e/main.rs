@@ -7,6 +7,7 @@ mod ci_use;
 mod cloud;
 mod demo;
 mod interop;
+mod js_sdk;
 mod netprot;
 mod proxies;
 mod scenarios;
