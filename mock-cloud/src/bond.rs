@@ -26,34 +26,14 @@
 
 use std::fmt;
 
+use mdelab_catalog::common_schema::{
+    EXTENSIONS, RECORD, Schema, TICKS_AT_UNIX_EPOCH, VALUE, value_kind as kind, wire_type as bt,
+};
 use serde_json::{Map, Value};
 
 /// The deepest nesting of structs and containers accepted. `CsProtocol::Record` needs 7
 /// (record → `data` list → `Data` → `properties` map → `Value` → `guidArray` → list → list).
 pub const MAX_DEPTH: usize = 16;
-
-/// Bond wire types (`BondDataType` in `lib/bond/generated/BondConstTypes.hpp`).
-mod bt {
-    pub(super) const STOP: u8 = 0;
-    pub(super) const STOP_BASE: u8 = 1;
-    pub(super) const BOOL: u8 = 2;
-    pub(super) const UINT8: u8 = 3;
-    pub(super) const UINT16: u8 = 4;
-    pub(super) const UINT32: u8 = 5;
-    pub(super) const UINT64: u8 = 6;
-    pub(super) const FLOAT: u8 = 7;
-    pub(super) const DOUBLE: u8 = 8;
-    pub(super) const STRING: u8 = 9;
-    pub(super) const STRUCT: u8 = 10;
-    pub(super) const LIST: u8 = 11;
-    pub(super) const SET: u8 = 12;
-    pub(super) const MAP: u8 = 13;
-    pub(super) const INT8: u8 = 14;
-    pub(super) const INT16: u8 = 15;
-    pub(super) const INT32: u8 = 16;
-    pub(super) const INT64: u8 = 17;
-    pub(super) const WSTRING: u8 = 18;
-}
 
 /// Why a body could not be decoded: where, in which field, and what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,281 +112,6 @@ enum Seg {
     Index(usize),
     Key(String),
 }
-
-/// How a struct's fields are named: `(id, name, schema of a nested struct)`.
-#[derive(Clone, Copy)]
-struct Schema(&'static [(u16, &'static str, Option<&'static Schema>)]);
-
-const NO: Option<&'static Schema> = None;
-
-/// `CsProtocol::Ingest`.
-const INGEST: Schema = Schema(&[
-    (1, "time", NO),
-    (2, "clientIp", NO),
-    (3, "auth", NO),
-    (4, "quality", NO),
-    (5, "uploadTime", NO),
-    (6, "userAgent", NO),
-    (7, "client", NO),
-]);
-/// `CsProtocol::Protocol`.
-const PROTOCOL: Schema = Schema(&[
-    (1, "metadataCrc", NO),
-    (2, "ticketKeys", NO),
-    (3, "devMake", NO),
-    (4, "devModel", NO),
-    (5, "msp", NO),
-]);
-/// `CsProtocol::User`.
-const USER: Schema = Schema(&[
-    (1, "id", NO),
-    (2, "localId", NO),
-    (3, "authId", NO),
-    (4, "locale", NO),
-]);
-/// `CsProtocol::Device`.
-const DEVICE: Schema = Schema(&[
-    (1, "id", NO),
-    (2, "localId", NO),
-    (3, "authId", NO),
-    (4, "authSecId", NO),
-    (5, "deviceClass", NO),
-    (6, "orgId", NO),
-    (7, "orgAuthId", NO),
-    (8, "make", NO),
-    (9, "model", NO),
-    (10, "authIdEnt", NO),
-]);
-/// `CsProtocol::Os`.
-const OS: Schema = Schema(&[
-    (1, "locale", NO),
-    (2, "expId", NO),
-    (3, "bootId", NO),
-    (4, "name", NO),
-    (5, "ver", NO),
-]);
-/// `CsProtocol::App`.
-const APP: Schema = Schema(&[
-    (1, "expId", NO),
-    (2, "userId", NO),
-    (3, "env", NO),
-    (4, "asId", NO),
-    (5, "id", NO),
-    (6, "ver", NO),
-    (7, "locale", NO),
-    (8, "name", NO),
-    (9, "sesId", NO),
-]);
-/// `CsProtocol::Utc`.
-const UTC: Schema = Schema(&[
-    (1, "stId", NO),
-    (2, "aId", NO),
-    (3, "raId", NO),
-    (4, "op", NO),
-    (5, "cat", NO),
-    (6, "flags", NO),
-    (7, "sqmId", NO),
-    (9, "mon", NO),
-    (10, "cpId", NO),
-    (11, "bSeq", NO),
-    (12, "epoch", NO),
-    (13, "seq", NO),
-    (14, "popSample", NO),
-    (15, "eventFlags", NO),
-    (16, "wsId", NO),
-    (17, "wcmp", NO),
-    (18, "wPId", NO),
-]);
-/// `CsProtocol::M365a`.
-const M365A: Schema = Schema(&[(1, "enrolledTenantId", NO), (2, "msp", NO)]);
-/// `CsProtocol::Xbl`.
-const XBL: Schema = Schema(&[
-    (5, "claims", NO),
-    (10, "nbf", NO),
-    (20, "exp", NO),
-    (30, "sbx", NO),
-    (40, "dty", NO),
-    (50, "did", NO),
-    (60, "xid", NO),
-    (70, "uts", NO),
-    (80, "pid", NO),
-    (90, "dvr", NO),
-    (100, "tid", NO),
-    (110, "tvr", NO),
-    (120, "sty", NO),
-    (130, "sid", NO),
-    (140, "eid", NO),
-    (150, "ip", NO),
-]);
-/// `CsProtocol::Javascript`.
-const JAVASCRIPT: Schema = Schema(&[
-    (10, "libVer", NO),
-    (15, "osName", NO),
-    (20, "browser", NO),
-    (21, "browserVersion", NO),
-    (25, "platform", NO),
-    (30, "make", NO),
-    (35, "model", NO),
-    (40, "screenSize", NO),
-    (45, "msfpc", NO),
-    (50, "mc1Id", NO),
-    (60, "mc1Lu", NO),
-    (70, "isMc1New", NO),
-    (80, "ms0", NO),
-    (90, "anid", NO),
-    (100, "a", NO),
-    (110, "msResearch", NO),
-    (120, "csrvc", NO),
-    (130, "rtCell", NO),
-    (140, "rtEndAction", NO),
-    (150, "rtPermId", NO),
-    (160, "r", NO),
-    (170, "wtFpc", NO),
-    (180, "omniId", NO),
-    (190, "gsfxSession", NO),
-    (200, "domain", NO),
-    (210, "userConsent", NO),
-    (220, "browserLang", NO),
-    (230, "serviceName", NO),
-    (999, "dnt", NO),
-]);
-/// `CsProtocol::Receipts`.
-const RECEIPTS: Schema = Schema(&[
-    (1, "originalTime", NO),
-    (2, "uploadTime", NO),
-    (3, "originalName", NO),
-    (4, "flags", NO),
-]);
-/// `CsProtocol::Net`.
-const NET: Schema = Schema(&[(1, "provider", NO), (2, "cost", NO), (3, "type", NO)]);
-/// `CsProtocol::Sdk`.
-const SDK: Schema = Schema(&[
-    (1, "ver", NO),
-    (2, "epoch", NO),
-    (3, "seq", NO),
-    (4, "installId", NO),
-    (5, "libVer", NO),
-]);
-/// `CsProtocol::Loc`.
-const LOC: Schema = Schema(&[(1, "id", NO), (2, "country", NO), (3, "timezone", NO)]);
-/// `CsProtocol::Cloud`.
-const CLOUD: Schema = Schema(&[
-    (1, "fullEnvName", NO),
-    (2, "location", NO),
-    (3, "environment", NO),
-    (4, "deploymentUnit", NO),
-    (5, "name", NO),
-    (6, "roleInstance", NO),
-    (7, "role", NO),
-]);
-/// `CsProtocol::Service`.
-const SERVICE: Schema = Schema(&[(1, "name", NO), (2, "role", NO), (3, "roleVersion", NO)]);
-/// `CsProtocol::Cs`.
-const CS: Schema = Schema(&[(1, "sig", NO)]);
-/// `CsProtocol::Mscv`.
-const MSCV: Schema = Schema(&[(1, "cV", NO)]);
-/// `CsProtocol::IntWeb`.
-const INT_WEB: Schema = Schema(&[
-    (1, "mc1Id", NO),
-    (2, "msfpc", NO),
-    (3, "anid", NO),
-    (4, "serviceName", NO),
-    (5, "mscom", NO),
-]);
-/// `CsProtocol::IntService`.
-const INT_SERVICE: Schema = Schema(&[
-    (1, "fullEnvName", NO),
-    (2, "location", NO),
-    (3, "environment", NO),
-    (4, "deploymentUnit", NO),
-    (5, "name", NO),
-]);
-/// `CsProtocol::Web`.
-const WEB: Schema = Schema(&[
-    (10, "browser", NO),
-    (20, "browserVer", NO),
-    (30, "screenRes", NO),
-    (40, "domain", NO),
-    (50, "userConsent", NO),
-    (60, "browserLang", NO),
-    (70, "isManual", NO),
-]);
-/// `CsProtocol::PII`.
-const PII: Schema = Schema(&[(1, "Kind", NO)]);
-/// `CsProtocol::CustomerContent`.
-const CUSTOMER_CONTENT: Schema = Schema(&[(1, "Kind", NO)]);
-/// `CsProtocol::Attributes`.
-const ATTRIBUTES: Schema = Schema(&[
-    (1, "pii", Some(&PII)),
-    (2, "customerContent", Some(&CUSTOMER_CONTENT)),
-]);
-
-/// `CsProtocol::Value`: a typed property value.
-const VALUE: Schema = Schema(&[
-    (1, "type", NO),
-    (2, "attributes", Some(&ATTRIBUTES)),
-    (3, "stringValue", NO),
-    (4, "longValue", NO),
-    (5, "doubleValue", NO),
-    (6, "guidValue", NO),
-    (10, "stringArray", NO),
-    (11, "longArray", NO),
-    (12, "doubleArray", NO),
-    (13, "guidArray", NO),
-]);
-
-/// The `ext` sub-objects of a record: `(field id of the vector<…>, JSON name, schema)`. The
-/// JSON names are the Common Schema's (`ext.device`, `ext.os`…): the field name without its
-/// `ext` prefix, lower-cased.
-const EXTENSIONS: &[(u16, &str, &Schema)] = &[
-    (20, "ingest", &INGEST),
-    (21, "protocol", &PROTOCOL),
-    (22, "user", &USER),
-    (23, "device", &DEVICE),
-    (24, "os", &OS),
-    (25, "app", &APP),
-    (26, "utc", &UTC),
-    (27, "xbl", &XBL),
-    (28, "javascript", &JAVASCRIPT),
-    (29, "receipts", &RECEIPTS),
-    (31, "net", &NET),
-    (32, "sdk", &SDK),
-    (33, "loc", &LOC),
-    (34, "cloud", &CLOUD),
-    (35, "service", &SERVICE),
-    (36, "cs", &CS),
-    (37, "m365a", &M365A),
-    (42, "mscv", &MSCV),
-    (43, "intweb", &INT_WEB),
-    (44, "intservice", &INT_SERVICE),
-    (45, "web", &WEB),
-];
-
-/// `ValueKind` of `CsProtocol::Value` (`lib/bond/CsProtocol.bond`).
-mod kind {
-    pub(super) const INT64: i64 = 0;
-    pub(super) const UINT64: i64 = 1;
-    pub(super) const INT32: i64 = 2;
-    pub(super) const UINT32: i64 = 3;
-    pub(super) const DOUBLE: i64 = 4;
-    pub(super) const STRING: i64 = 5;
-    pub(super) const BOOL: i64 = 6;
-    pub(super) const DATE_TIME: i64 = 7;
-    pub(super) const GUID: i64 = 8;
-    pub(super) const ARRAY_INT64: i64 = 9;
-    pub(super) const ARRAY_UINT64: i64 = 10;
-    pub(super) const ARRAY_INT32: i64 = 11;
-    pub(super) const ARRAY_UINT32: i64 = 12;
-    pub(super) const ARRAY_DOUBLE: i64 = 13;
-    pub(super) const ARRAY_STRING: i64 = 14;
-    pub(super) const ARRAY_BOOL: i64 = 15;
-    pub(super) const ARRAY_DATE_TIME: i64 = 16;
-    pub(super) const ARRAY_GUID: i64 = 17;
-}
-
-/// .NET ticks (100 ns since 0001-01-01) at the Unix epoch: the SDK's `time_ticks_t` and
-/// `Record.time` (`PAL::getUtcSystemTimeinTicks`) count from 0001-01-01.
-const TICKS_AT_UNIX_EPOCH: i64 = 621_355_968_000_000_000;
 
 /// A cursor over a body, with the path of the field being read.
 struct Reader<'a> {
@@ -683,15 +388,15 @@ impl<'a> Reader<'a> {
         self.enter()?;
         let mut map = Map::new();
         while let Some((ty, id)) = self.field_header()? {
-            let known = schema.0.iter().find(|(fid, _, _)| *fid == id);
+            let known = schema.field(id);
             self.path.push(match known {
-                Some((_, name, _)) => Seg::Field(name),
+                Some(field) => Seg::Field(field.name),
                 None => Seg::FieldId(id),
             });
-            let value = self.value(ty, known.and_then(|(_, _, s)| s.copied()))?;
+            let value = self.value(ty, known.and_then(|field| field.nested.copied()))?;
             self.path.pop();
             match known {
-                Some((_, name, _)) => map.insert((*name).to_owned(), value),
+                Some(field) => map.insert(field.name.to_owned(), value),
                 None => map.insert(id.to_string(), value),
             };
         }
@@ -720,21 +425,7 @@ impl<'a> Reader<'a> {
                 }
                 continue;
             }
-            let name = match id {
-                1 => "ver",
-                2 => "name",
-                3 => "time",
-                4 => "popSample",
-                5 => "iKey",
-                6 => "flags",
-                7 => "cV",
-                41 => "extData",
-                51 => "tags",
-                60 => "baseType",
-                61 => "baseData",
-                70 => "data",
-                _ => "",
-            };
+            let name = RECORD.field(id).map_or("", |field| field.name);
             self.path.push(if name.is_empty() {
                 Seg::FieldId(id)
             } else {
