@@ -11,10 +11,12 @@
 //! - [`verifier`]: chain-then-pin certificate verification.
 //! - [`connect`]: routes (direct or through a proxy) up to an open byte stream.
 //! - [`netprot`]: network protection and the user's browsing, reported as `DeviceNetworkEvents`.
+//! - [`bond`]: events as Bond CompactBinary `CsProtocol::Record`s, as the 1DS C++ SDK sends them.
 //! - [`agent`]: the sensor as a running client of the cloud (onboarding, 1DS uploads with
 //!   cache and back-off, the CnC poll loop, Live Response).
 
 pub mod agent;
+pub mod bond;
 pub mod connect;
 pub mod netprot;
 pub mod verdict;

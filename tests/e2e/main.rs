@@ -2,6 +2,7 @@
 
 mod admin;
 mod analyze;
+mod bond_wire;
 mod certify;
 mod ci_use;
 mod cloud;
