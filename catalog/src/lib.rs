@@ -8,6 +8,7 @@
 //!
 //! [`protocol`] holds the header and event names that both the device and the cloud speak.
 
+pub mod common_schema;
 mod device;
 pub mod protocol;
 mod regions;

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`admin`]: the admin API (journal, faults, stores, readiness), on its own listener.
+//! - [`bond`]: 1DS bodies in Bond CompactBinary v1 (`CsProtocol::Record`) as Common Schema JSON.
 //! - [`tls`]: SNI certificate selection and the rustls server configuration.
 //! - [`server`]: the listeners ([`spawn`], [`Running`]); the caller binds, this crate serves.
 //! - [`routes`]: HTTP routing per host and service family.
@@ -19,6 +20,7 @@
 
 pub mod admin;
 mod admin_stores;
+pub mod bond;
 pub mod config;
 pub mod error;
 pub mod faults;

@@ -18,11 +18,13 @@
 //! - [`route`]: route selection, which proxy setting each service uses ([`route::select_route`]).
 //! - [`pac`]: the device's side of WPAD (fetching and evaluating the PAC file).
 //! - [`netprot`]: network protection and the user's browsing, reported as `DeviceNetworkEvents`.
+//! - [`bond`]: events as Bond CompactBinary `CsProtocol::Record`s, as the 1DS C++ SDK sends them.
 //! - [`agent`]: the sensor as a running client of the cloud (onboarding, 1DS uploads with
 //!   cache and back-off, the CnC poll loop, Live Response).
 //! - [`error`]: the crate's one [`Error`] type (profiles, onboarding blobs, PAC files).
 
 pub mod agent;
+pub mod bond;
 pub mod connect;
 pub mod error;
 pub mod netprot;

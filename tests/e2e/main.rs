@@ -2,11 +2,13 @@
 
 mod admin;
 mod analyze;
+mod bond_wire;
 mod certify;
 mod ci_use;
 mod cloud;
 mod demo;
 mod interop;
+mod js_sdk;
 mod netprot;
 mod proxies;
 mod scenarios;

@@ -1,9 +1,11 @@
-//! 1DS OneCollector ingestion (cyber data): `POST /OneCollector/1.0[/]` with a JSON stream of
-//! Common Schema events, plain, deflate (zlib or raw) or gzip.
+//! 1DS OneCollector ingestion (cyber data): `POST /OneCollector/1.0[/]` with Common Schema
+//! events as a JSON stream (`application/x-json-stream`, what the JS SDK sends) or as Bond
+//! CompactBinary records (`application/bond-compact-binary`, what the C++ SDK sends; see
+//! [`crate::bond`]), plain, deflate (zlib or raw) or gzip.
 //!
-//! Every line of a body is either accepted (stored) or counted rejected, and the answer says
+//! Every event of a body is either accepted (stored) or counted rejected, and the answer says
 //! how many of each (`{"acc":N,"rej":M}`); a body refused as a whole (unsupported type or
-//! encoding, too large, broken compression) is counted too. Decompression stops at the
+//! encoding, too large, broken compression, malformed Bond) is counted too. Decompression stops at the
 //! configured cap, so a small zip bomb costs at most that much memory.
 
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ use serde_json::{Value, json};
 use super::storage::{ReadError, declared_length, read_capped};
 use super::{DEVICE_HEADER, probe};
 use crate::State;
+use crate::bond::{self, BondError};
 use crate::store::events::NewEvent;
 
 /// The response header carrying error detail (1DS clients log it).
@@ -43,6 +46,15 @@ enum Encoding {
     Gzip,
 }
 
+/// How the events of a body are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyFormat {
+    /// One JSON object per line.
+    JsonStream,
+    /// Bond CompactBinary v1 `CsProtocol::Record`s back to back.
+    Bond,
+}
+
 /// Why decoding a body failed.
 #[derive(Debug)]
 enum DecodeError {
@@ -50,6 +62,8 @@ enum DecodeError {
     TooLarge,
     /// Not valid data for the declared encoding.
     Bad(String),
+    /// Not well-formed Bond.
+    Bond(BondError),
 }
 
 /// A refusal of the whole body.
@@ -92,9 +106,10 @@ async fn ingest(AxumState(state): AxumState<State>, req: Request) -> Response {
         response
     };
 
-    if let Err(r) = check_content_type(headers, &query) {
-        return refuse(r);
-    }
+    let format = match body_format(headers, &query) {
+        Ok(f) => f,
+        Err(r) => return refuse(r),
+    };
     let encoding = match content_encoding(headers) {
         Ok(e) => e,
         Err(r) => return refuse(r),
@@ -136,7 +151,18 @@ async fn ingest(AxumState(state): AxumState<State>, req: Request) -> Response {
     // Inflating and parsing megabytes is CPU work: keep it off the async workers.
     let parsed = tokio::task::spawn_blocking(move || {
         let text = decode(encoding, raw, max_decompressed)?;
-        let (events, rejected) = parse_lines(&text, max_event);
+        let (events, rejected) = match format {
+            BodyFormat::JsonStream => parse_lines(&text, max_event),
+            BodyFormat::Bond => {
+                let body = bond::decode_records(&text, max_event).map_err(DecodeError::Bond)?;
+                let events = body
+                    .records
+                    .into_iter()
+                    .map(|r| (r.event, r.size))
+                    .collect();
+                (events, body.rejected)
+            }
+        };
         let events: Vec<NewEvent> = events
             .into_iter()
             .map(|(event, size)| NewEvent {
@@ -163,6 +189,17 @@ async fn ingest(AxumState(state): AxumState<State>, req: Request) -> Response {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "decompressed_too_large",
                 format!("the body inflates beyond {max_decompressed} bytes"),
+            ));
+        }
+        Ok(Err(DecodeError::Bond(e))) => {
+            return refuse(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "bad_bond",
+                format!(
+                    "the body is not well-formed Bond CompactBinary: at byte {} (after \
+                     decompression), in {}: {}",
+                    e.offset, e.field, e.reason
+                ),
             ));
         }
         Ok(Err(DecodeError::Bad(detail))) => {
@@ -208,9 +245,12 @@ fn header_or_query(
         .or_else(|| query.get(name).cloned())
 }
 
-/// Accepts the JSON stream types and no type at all; a browser's `text/plain` (a CORS simple
-/// request) defers to the `content-type` query parameter.
-fn check_content_type(headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), Refusal> {
+/// Accepts the JSON stream types, Bond compact binary and no type at all; a browser's
+/// `text/plain` (a CORS simple request) defers to the `content-type` query parameter.
+fn body_format(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Result<BodyFormat, Refusal> {
     let essence = |v: &str| {
         v.split(';')
             .next()
@@ -230,13 +270,16 @@ fn check_content_type(headers: &HeaderMap, query: &HashMap<String, String>) -> R
         Some(_) => from_header,
     };
     match effective.as_deref() {
-        None | Some("" | "application/x-json-stream" | "application/json") => Ok(()),
+        None | Some("" | "application/x-json-stream" | "application/json") => {
+            Ok(BodyFormat::JsonStream)
+        }
+        Some("application/bond-compact-binary") => Ok(BodyFormat::Bond),
         Some(other) => Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_content_type",
             format!(
                 "content type {other:?} is not served: the lab takes application/x-json-stream \
-                 (Bond compact binary is not decoded)"
+                 or application/bond-compact-binary"
             ),
         )),
     }
@@ -268,8 +311,13 @@ fn decode(encoding: Encoding, raw: Bytes, cap: usize) -> Result<Bytes, DecodeErr
     match encoding {
         Encoding::Identity if raw.len() > cap => Err(DecodeError::TooLarge),
         Encoding::Identity => Ok(raw),
-        // RFC 9110 says zlib; some clients send raw deflate. A valid zlib stream is never
-        // valid raw deflate by accident and the zlib checksum catches the converse.
+        // The 1DS C++ SDK set to `http.contentEncoding = gzip` labels its gzip body `deflate`
+        // (`HttpRequestEncoder.cpp` hard-codes the header; captured in
+        // tests/fixtures/1ds-cpp/gzipcfg-kinds): the gzip magic says which it is.
+        Encoding::Deflate if raw.starts_with(&[0x1f, 0x8b]) => gunzip(&raw, cap).map(Bytes::from),
+        // RFC 9110 says zlib; some clients send raw deflate (the 1DS C++ SDK does). A valid
+        // zlib stream is never valid raw deflate by accident and the zlib checksum catches the
+        // converse.
         Encoding::Deflate => match inflate(&raw, true, cap) {
             Err(DecodeError::Bad(zlib)) => inflate(&raw, false, cap).map_err(|e| match e {
                 DecodeError::Bad(deflate) => {
@@ -377,7 +425,8 @@ fn api_key_tenant(headers: &HeaderMap, query: &HashMap<String, String>) -> Optio
     (!tenant.is_empty()).then(|| tenant.to_owned())
 }
 
-/// The device of an event: `ext.device.localId`, without its `s:`/`t:`/`a:` kind prefix.
+/// The device of an event: `ext.device.localId`, without its `s:`/`t:`/`a:`/`c:` kind prefix
+/// (the 1DS C++ SDK on Linux sends `c:` and the machine id, newline included).
 fn event_device(event: &Value) -> Option<String> {
     let id = event
         .get("ext")?
@@ -385,7 +434,7 @@ fn event_device(event: &Value) -> Option<String> {
         .get("localId")?
         .as_str()?
         .trim();
-    let id = ["s:", "t:", "a:"]
+    let id = ["s:", "t:", "a:", "c:"]
         .iter()
         .find_map(|p| id.strip_prefix(p))
         .unwrap_or(id);
@@ -397,6 +446,9 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod cpp_sdk;
 
 #[cfg(test)]
 mod tests {
@@ -585,7 +637,7 @@ mod tests {
         let b = post(
             &app,
             "/OneCollector/1.0/",
-            &[("content-type", "application/bond-compact-binary")],
+            &[("content-type", "application/x-protobuf")],
             vec![1, 2, 3],
         )
         .await;
