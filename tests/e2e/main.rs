@@ -7,6 +7,7 @@ mod ci_use;
 mod cloud;
 mod demo;
 mod interop;
+mod lifecycle;
 mod netprot;
 mod proxies;
 mod scenarios;
