@@ -7,7 +7,7 @@
 //! and control" and "Live Response". Everything else on these hosts (the `/test` probes,
 //! `/storage/…`) belongs to the fallback and the storage routes.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -212,7 +212,7 @@ async fn poll(AxumState(state): AxumState<State>, req: Request) -> Result<Respon
                 .to_owned(),
             sni: conn.and_then(|c| c.sni),
         },
-        wall_ms(),
+        state.clock().now_ms(),
     );
     let lr = state.live_response();
     let commands = if hold.is_zero() {
@@ -456,12 +456,6 @@ fn upload_url(state: &State, gateway: &Gateway, session: &Session, blob: &str) -
         Duration::from_millis(session.timeout_ms),
         "cw",
     )
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

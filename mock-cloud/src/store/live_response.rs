@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::Clock;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -292,6 +294,8 @@ pub struct LrStats {
 pub struct LiveResponse {
     timeout: Duration,
     capacity: usize,
+    /// The wall clock of the session timestamps (`*_ms`).
+    clock: Clock,
     inner: Mutex<Inner>,
 }
 
@@ -347,8 +351,16 @@ impl LiveResponse {
         Self {
             timeout,
             capacity: capacity.max(1),
+            clock: Clock::system(),
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// Reads session timestamps from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The session inactivity timeout.
@@ -368,7 +380,7 @@ impl LiveResponse {
         gateway_host_hint: Option<String>,
     ) -> Session {
         let now = Instant::now();
-        let now_ms = wall_ms();
+        let now_ms = self.clock.now_ms();
         let session = Session {
             id: random_id(),
             device_id: device_id.to_owned(),
@@ -649,7 +661,7 @@ impl LiveResponse {
         change: impl FnOnce(&mut Entry, Instant, u64) -> Result<(), SessionState>,
     ) -> Result<Session, ActionError> {
         let now = Instant::now();
-        let now_ms = wall_ms();
+        let now_ms = self.clock.now_ms();
         let mut inner = self.lock();
         let entry =
             inner
@@ -693,7 +705,7 @@ impl LiveResponse {
         if queue.waiters == 0 {
             queues.remove(device_id);
         }
-        let now_ms = wall_ms();
+        let now_ms = self.clock.now_ms();
         let mut out = Vec::with_capacity(taken.len());
         for queued in taken {
             match queued.kind {
@@ -869,12 +881,6 @@ fn random_id() -> String {
 
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, duration_ms)
 }
 
 #[cfg(test)]
