@@ -216,7 +216,7 @@ impl App {
 
     fn router_for(&self, service: Option<Service>, host: &str) -> &Router {
         let f = &self.families;
-        let blob_host = host.ends_with(".blob.core.windows.net");
+        let blob_host = self.state.catalog().is_blob_host(host);
         match service {
             Some(Service::CyberData) => &f.cyber,
             Some(Service::CoreService) => &f.core,

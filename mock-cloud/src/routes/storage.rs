@@ -195,7 +195,8 @@ async fn on_blob_host(
     req: Request,
 ) -> Response {
     let host = probe::request_host(&req).unwrap_or_default();
-    let account = host.split('.').next().unwrap_or_default().to_owned();
+    // The router sends only blob-family hosts here; anything else has no account.
+    let account = state.catalog().blob_account(&host).unwrap_or_default();
     serve(&state, account, container, blob, req).await
 }
 
