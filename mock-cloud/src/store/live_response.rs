@@ -10,11 +10,12 @@
 //! Everything sits behind one short `std::sync::Mutex` section per call, never held across an
 //! await.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use super::bounded::Bounded;
 use crate::clock::Clock;
 
 use serde::{Deserialize, Serialize};
@@ -299,17 +300,27 @@ pub struct LiveResponse {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
-    sessions: HashMap<String, Entry>,
-    /// Start sequence → session id: iteration order is creation order (for eviction, lists).
-    order: BTreeMap<u64, String>,
+    /// Session id → session, in creation order (for eviction, lists), bounded by count; the
+    /// store picks its own victim (ended sessions first) and the map counts evictions.
+    sessions: Bounded<String, Entry>,
     queues: HashMap<String, DeviceQueue>,
-    next_seq: u64,
     started: u64,
-    evicted: u64,
     delivered: u64,
     dropped: u64,
+}
+
+impl Inner {
+    fn new(capacity: usize) -> Self {
+        Self {
+            sessions: Bounded::with_max_entries(capacity),
+            queues: HashMap::new(),
+            started: 0,
+            delivered: 0,
+            dropped: 0,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -352,7 +363,7 @@ impl LiveResponse {
             timeout,
             capacity: capacity.max(1),
             clock: Clock::system(),
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner::new(capacity.max(1))),
         }
     }
 
@@ -401,16 +412,15 @@ impl LiveResponse {
         if inner.sessions.len() >= self.capacity {
             self.evict_one(&mut inner, now);
         }
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
         inner.started += 1;
-        inner.order.insert(seq, session.id.clone());
-        inner.sessions.insert(
+        // Room was made above, so a count-only map neither evicts nor refuses here.
+        let _ = inner.sessions.insert(
             session.id.clone(),
             Entry {
                 session: session.clone(),
                 last_activity: now,
             },
+            0,
         );
         let queue = inner.queues.entry(device_id.to_owned()).or_default();
         queue.commands.push_back(Queued {
@@ -438,16 +448,11 @@ impl LiveResponse {
     pub fn list(&self) -> Vec<Session> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let Inner {
-            sessions, order, ..
-        } = &mut *inner;
-        let mut out = Vec::with_capacity(order.len());
-        for id in order.values() {
-            if let Some(entry) = sessions.get_mut(id) {
-                refresh(entry, self.timeout, now);
-                out.push(entry.session.clone());
-            }
-        }
+        let mut out = Vec::with_capacity(inner.sessions.len());
+        inner.sessions.for_each_mut(|_, entry| {
+            refresh(entry, self.timeout, now);
+            out.push(entry.session.clone());
+        });
         out
     }
 
@@ -459,7 +464,7 @@ impl LiveResponse {
             held: inner.sessions.len(),
             capacity: self.capacity,
             started: inner.started,
-            evicted: inner.evicted,
+            evicted: inner.sessions.evicted(),
             delivered: inner.delivered,
             dropped: inner.dropped,
             queued: inner.queues.values().map(|q| q.commands.len()).sum(),
@@ -483,7 +488,7 @@ impl LiveResponse {
     pub fn clear(&self) {
         let mut inner = self.lock();
         let queues = std::mem::take(&mut inner.queues);
-        *inner = Inner::default();
+        *inner = Inner::new(self.capacity);
         // Held polls still count on their queue entries (and their Notify) to find their way
         // back, so keep those, emptied.
         for (device, mut queue) in queues {
@@ -740,22 +745,14 @@ impl LiveResponse {
     /// Evicts the oldest ended (closed or timed-out) session, else the oldest of all, with its
     /// queued command.
     fn evict_one(&self, inner: &mut Inner, now: Instant) {
-        let Inner {
-            sessions, order, ..
-        } = &mut *inner;
-        let ended = order.iter().find_map(|(seq, id)| {
-            let entry = sessions.get_mut(id)?;
+        let ended = inner.sessions.find_map_mut(|id, entry| {
             refresh(entry, self.timeout, now);
-            (!entry.session.state.is_open()).then_some(*seq)
+            (!entry.session.state.is_open()).then(|| id.clone())
         });
-        let Some(seq) = ended.or_else(|| order.keys().next().copied()) else {
+        let Some(id) = ended.or_else(|| inner.sessions.oldest().cloned()) else {
             return;
         };
-        let Some(id) = order.remove(&seq) else {
-            return;
-        };
-        if let Some(entry) = sessions.remove(&id) {
-            inner.evicted += 1;
+        if let Some(entry) = inner.sessions.evict(&id) {
             let device = &entry.session.device_id;
             if let Some(queue) = inner.queues.get_mut(device) {
                 queue.commands.retain(|q| match &q.kind {
