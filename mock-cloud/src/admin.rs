@@ -241,7 +241,8 @@ impl AdminRunning {
     }
 
     /// Stops accepting, lets open requests finish, and waits until the listening socket is
-    /// closed; the port is free afterwards.
+    /// closed; the port is free afterwards. A serving error was logged when it happened; the
+    /// `Result` keeps the shape every lab server shares.
     pub async fn shutdown(self) -> Result<(), Error> {
         self.token.cancel();
         self.tracker.close();
