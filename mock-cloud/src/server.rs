@@ -408,4 +408,41 @@ mod tests {
             .expect("shutdown is not held up by a blocked connection")
             .unwrap();
     }
+
+    #[tokio::test]
+    async fn shutdown_joins_open_connections_and_frees_every_port() {
+        let pki = Pki::generate(&PkiOptions::default()).unwrap();
+        let listeners = Listeners {
+            https: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let token = CancellationToken::new();
+        let cloud = spawn(listeners, CloudConfig::new(pki), &token).unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = crate::admin::spawn(
+            admin_listener,
+            cloud.state().clone(),
+            crate::admin::AdminConfig {
+                token: "t".into(),
+                trust_bundle_pem: String::new(),
+                inspection_ca_pem: String::new(),
+            },
+            &token,
+        )
+        .unwrap();
+        let (https, http, admin_addr) = (cloud.https_addr(), cloud.http_addr(), admin.addr());
+        // An idle keep-alive connection must not hold shutdown up.
+        let _idle = tokio::net::TcpStream::connect(http).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            admin.shutdown().await.unwrap();
+            cloud.shutdown().await.unwrap();
+        })
+        .await
+        .expect("shutdown finishes");
+        for addr in [https, http, admin_addr] {
+            TcpListener::bind(addr)
+                .await
+                .unwrap_or_else(|e| panic!("{addr} is still bound after shutdown: {e}"));
+        }
+    }
 }
