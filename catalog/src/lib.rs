@@ -482,9 +482,7 @@ impl Catalog {
         names.extend(
             self.families
                 .iter()
-                .filter(|f| {
-                    f.pattern != "*.blob.core.windows.net" && f.service != Service::TestSite
-                })
+                .filter(|f| f.pattern != BLOB_STORAGE_FAMILY && f.service != Service::TestSite)
                 .map(|f| f.pattern.to_owned()),
         );
         names.sort_unstable();
@@ -528,6 +526,66 @@ impl Catalog {
         }
     }
 
+    /// The storage account `host` names (its first label) when it lies in the blob storage
+    /// family ([`BLOB_STORAGE_FAMILY`]: `<account>.blob.core.windows.net`), `None` for any
+    /// other host.
+    pub fn blob_account(&self, host: &str) -> Option<String> {
+        let host = normalise(host);
+        if !self.is_blob_host(&host) {
+            return None;
+        }
+        host.split('.').next().map(str::to_owned)
+    }
+
+    /// Whether `host` is an account of the blob storage family (exact catalog accounts
+    /// included).
+    pub fn is_blob_host(&self, host: &str) -> bool {
+        self.family_of(host)
+            .is_some_and(|f| f.pattern == BLOB_STORAGE_FAMILY)
+    }
+
+    /// The CnC gateway `host` names, if it is one: a standard `winatp-gw-<dc>.microsoft.com`
+    /// or a streamlined `edr-<dc>.<geo>.endpoint.security.microsoft.com` name (the shapes the
+    /// catalog's gateway rows have), with its region and model from the catalog when the
+    /// host is listed. Streamlined names outside the list (the family serves any) have no
+    /// region.
+    pub fn gateway(&self, host: &str) -> Option<GatewayHost> {
+        let host = normalise(host);
+        let standard = host
+            .strip_prefix(STANDARD_GATEWAY_PREFIX)
+            .and_then(|rest| rest.strip_suffix(STANDARD_GATEWAY_SUFFIX))
+            .filter(|dc| valid_datacenter(dc));
+        let streamlined = || {
+            let (dc, domain) = host
+                .strip_prefix(STREAMLINED_GATEWAY_PREFIX)?
+                .split_once('.')?;
+            let geo = domain
+                .strip_suffix(STREAMLINED_GATEWAY_DOMAIN)?
+                .strip_suffix('.')?;
+            (valid_datacenter(dc) && !geo.is_empty() && !geo.contains('.')).then_some(dc)
+        };
+        let (dc, by_name) = match standard {
+            Some(dc) => (dc, Connectivity::Standard),
+            None => (streamlined()?, Connectivity::Streamlined),
+        };
+        // The catalog knows the region (and confirms the model) of listed gateways.
+        let listed = self
+            .endpoints
+            .iter()
+            .find(|e| e.host == host && e.service == Service::CommandAndControl);
+        let model = match listed.map(|e| e.models) {
+            Some(Models::Standard) => Connectivity::Standard,
+            Some(Models::Streamlined) => Connectivity::Streamlined,
+            Some(Models::Both) | None => by_name,
+        };
+        Some(GatewayHost {
+            region: listed.and_then(|e| e.region),
+            datacenter: dc.to_owned(),
+            model,
+            host,
+        })
+    }
+
     /// The catalog probe for `host` and a request path (query included), if any.
     pub fn probe_for(&self, host: &str, scheme: Scheme, path_and_query: &str) -> Option<&Endpoint> {
         let host = normalise(host);
@@ -535,6 +593,71 @@ impl Catalog {
             .iter()
             .find(|e| e.scheme == scheme && e.host == host && e.probe.path == path_and_query)
     }
+}
+
+/// The `*.suffix` pattern of the Azure blob storage family: storage accounts
+/// (`<account>.blob.core.windows.net`), where sample upload and Auto-IR blobs go.
+pub const BLOB_STORAGE_FAMILY: &str = "*.blob.core.windows.net";
+
+/// Standard CnC gateways are `winatp-gw-<dc>.microsoft.com` (S14).
+const STANDARD_GATEWAY_PREFIX: &str = "winatp-gw-";
+const STANDARD_GATEWAY_SUFFIX: &str = ".microsoft.com";
+/// Streamlined CnC gateways are `edr-<dc>.<geo>.endpoint.security.microsoft.com` (S10).
+const STREAMLINED_GATEWAY_PREFIX: &str = "edr-";
+const STREAMLINED_GATEWAY_DOMAIN: &str = "endpoint.security.microsoft.com";
+/// Standard Auto-IR storage accounts are `automatedirstrprd<dc>` (S14).
+const AUTO_IR_ACCOUNT_PREFIX: &str = "automatedirstrprd";
+
+/// A CnC gateway host, as [`Catalog::gateway`] recognises it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayHost {
+    /// The host name (normalised).
+    pub host: String,
+    /// The connectivity model it serves.
+    pub model: Connectivity,
+    /// Its region, when the catalog lists it.
+    pub region: Option<Region>,
+    /// The datacenter suffix (`cus`), which names its Auto-IR storage account.
+    pub datacenter: String,
+}
+
+impl GatewayHost {
+    /// The poll path this gateway serves.
+    pub fn poll_path(&self) -> &'static str {
+        match self.model {
+            Connectivity::Standard => "/commands/cnc",
+            Connectivity::Streamlined => "/edr/commands/cnc",
+        }
+    }
+
+    /// The gateway's Auto-IR storage account (`automatedirstrprd<dc>`).
+    pub fn auto_ir_account(&self) -> String {
+        format!("{AUTO_IR_ACCOUNT_PREFIX}{}", self.datacenter)
+    }
+
+    /// Where its storage account is reached: the account's blob host (standard) or the
+    /// gateway's own `/storage/<account>` path (streamlined, reference §1.4).
+    pub fn storage_base(&self) -> String {
+        match self.model {
+            Connectivity::Standard => format!("https://{}", blob_host(&self.auto_ir_account())),
+            Connectivity::Streamlined => {
+                format!("https://{}/storage/{}", self.host, self.auto_ir_account())
+            }
+        }
+    }
+}
+
+/// The host of blob storage account `account` in [`BLOB_STORAGE_FAMILY`].
+pub fn blob_host(account: &str) -> String {
+    let suffix = BLOB_STORAGE_FAMILY.trim_start_matches('*');
+    format!("{account}{suffix}")
+}
+
+fn valid_datacenter(dc: &str) -> bool {
+    !dc.is_empty()
+        && dc
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// Lowercases and strips a trailing dot and a port.
@@ -561,3 +684,67 @@ pub fn matches_pattern(pattern: &str, host: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod routing_tests {
+    use super::*;
+
+    #[test]
+    fn every_gateway_row_is_recognised_with_its_region_and_model() {
+        let catalog = Catalog::mde();
+        let gateways: Vec<&Endpoint> = catalog
+            .endpoints()
+            .iter()
+            .filter(|e| {
+                e.service == Service::CommandAndControl
+                    && (e.host.starts_with("winatp-gw-") || e.host.starts_with("edr-"))
+            })
+            .collect();
+        assert!(gateways.len() > 10, "{}", gateways.len());
+        for e in gateways {
+            let gateway = catalog
+                .gateway(&e.host)
+                .unwrap_or_else(|| panic!("{} is not recognised as a gateway", e.host));
+            assert_eq!(gateway.region, e.region, "{}", e.host);
+            assert!(e.models.includes(gateway.model), "{}", e.host);
+        }
+        assert_eq!(catalog.gateway("www.microsoft.com"), None);
+        let unlisted = catalog
+            .gateway("edr-abc.zz.endpoint.security.microsoft.com")
+            .unwrap();
+        assert_eq!(
+            (
+                unlisted.region,
+                unlisted.model,
+                unlisted.datacenter.as_str()
+            ),
+            (None, Connectivity::Streamlined, "abc")
+        );
+    }
+
+    #[test]
+    fn auto_ir_accounts_are_catalog_blob_hosts() {
+        let catalog = Catalog::mde();
+        for e in catalog.endpoints() {
+            let Some(gateway) = catalog.gateway(&e.host) else {
+                continue;
+            };
+            if gateway.model == Connectivity::Standard && gateway.region.is_some() {
+                let account = gateway.auto_ir_account();
+                let host = blob_host(&account);
+                assert!(
+                    catalog.endpoints().iter().any(|e| e.host == host),
+                    "{host} (for {}) is not in the catalog",
+                    gateway.host
+                );
+                assert_eq!(catalog.blob_account(&host), Some(account));
+            }
+        }
+        assert!(catalog.is_blob_host("Whatever.blob.core.windows.net."));
+        assert!(!catalog.is_blob_host("us-v20.events.data.microsoft.com"));
+        assert_eq!(
+            catalog.blob_account("us-v20.events.data.microsoft.com"),
+            None
+        );
+    }
+}

@@ -1,3 +1,5 @@
+//! Tests of the catalog data: every region, model and service is present and consistent.
+
 use super::*;
 
 #[test]

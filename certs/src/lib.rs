@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`authority`]: a certificate authority ([`Authority`]) and leaf minting from it
 //!   ([`LeafIssuer`], [`IssuedLeaf`]).
+//! - [`cache`]: the bounded cache of minted leaves, per normalised host ([`CertCache`]).
 //! - [`key`]: key algorithms and generation ([`KeyAlgorithm`]), ECDSA P-256 or RSA-2048.
 //! - [`pki`]: the lab's whole PKI ([`Pki`]): the pinned profile, the Azure profile and the
 //!   inspection CA, fresh per run or persisted in a state directory.
@@ -16,6 +17,7 @@
 //! - [`error`]: the crate's [`Error`].
 
 pub mod authority;
+pub mod cache;
 pub mod describe;
 pub mod error;
 pub mod key;
@@ -23,6 +25,7 @@ pub mod pin;
 pub mod pki;
 
 pub use authority::{Authority, IssuedLeaf, LeafIssuer};
+pub use cache::{CacheStats, CertCache};
 pub use describe::{CertSummary, describe};
 pub use error::Error;
 pub use key::KeyAlgorithm;

@@ -133,6 +133,9 @@ pub enum ProxyKind {
 
 impl Lab {
     /// Builds the PKI, binds every listener, starts every service and writes the lab files.
+    ///
+    /// When a step fails, every service started before it is stopped (and its ports freed)
+    /// before the error is returned.
     pub async fn start(options: &LabOptions) -> Result<Self> {
         let files = LabFiles::prepare(options.state_dir.as_deref())?;
         // The PKI always lives in the lab folder (private, keys 0600), so that a standalone
@@ -151,67 +154,24 @@ impl Lab {
             pki
         };
         let token = CancellationToken::new();
-        let catalog = Catalog::mde();
-
-        let (udp, tcp) = bind_dns(options.bind, options.dns_port).await?;
-        let mut table = mdelab_dns::NameTable::new();
-        for name in catalog.dns_names() {
-            table.insert(&name, vec![options.bind]);
-        }
-        let dns = mdelab_dns::spawn(udp, tcp, mdelab_dns::Config::new(table), &token)
-            .context("failed to start the lab DNS")?;
-
-        let listeners = Listeners {
-            https: bind_tcp(options.bind, options.https_port, "mock cloud HTTPS").await?,
-            http: bind_tcp(options.bind, options.http_port, "mock cloud HTTP").await?,
+        let mut started = Started::default();
+        let wired = start_services(options, &pki, &files, &token, &mut started).await;
+        let (admin_token, connect_proxy, inspect_proxy) = match wired {
+            Ok(wired) => wired,
+            Err(err) => {
+                started.shutdown().await;
+                return Err(err);
+            }
         };
-        let cloud_config = CloudConfig {
-            services: options.services.clone(),
-            ..CloudConfig::new(pki.clone())
+        let Started {
+            dns: Some(dns),
+            cloud: Some(cloud),
+            admin: Some(admin),
+            proxies,
+        } = started
+        else {
+            unreachable!("start_services returned Ok with every service started")
         };
-        let cloud = mdelab_mock_cloud::spawn(listeners, cloud_config, &token)
-            .context("failed to start the mock cloud")?;
-        if let Some(path) = &options.faults_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read the fault file {}", path.display()))?;
-            cloud
-                .state()
-                .faults()
-                .load_toml(&text)
-                .with_context(|| format!("invalid fault file {}", path.display()))?;
-        }
-        let admin_token = hex::encode(rand::random::<[u8; 24]>());
-        let admin_config = AdminConfig {
-            token: admin_token.clone(),
-            trust_bundle_pem: pki.trust_bundle_pem(),
-            inspection_ca_pem: pki.inspection().authority().certificate_pem().to_owned(),
-        };
-        let admin_listener = bind_tcp(options.bind, options.admin_port, "admin API").await?;
-        let admin = mdelab_mock_cloud::admin::spawn(
-            admin_listener,
-            cloud.state().clone(),
-            admin_config,
-            &token,
-        )
-        .context("failed to start the admin API")?;
-
-        files.write(&pki, catalog, options.bind)?;
-        let destinations = catalog_destinations(cloud.https_addr(), cloud.http_addr());
-        let proxy_ip = options.proxy_ip.unwrap_or(options.bind);
-        let proxy = |name: &'static str, port: u16, kind: ProxyKind| {
-            let spec = ProxySpec {
-                name,
-                port,
-                kind,
-                credentials: None,
-            };
-            spawn_proxy(spec, proxy_ip, &pki, &destinations, &token)
-        };
-        let (connect_proxy, connect_running) =
-            proxy("connect", options.connect_proxy_port, ProxyKind::Connect).await?;
-        let inspect = ProxyKind::Inspect { bypass: Vec::new() };
-        let (inspect_proxy, inspect_running) =
-            proxy("inspect", options.inspect_proxy_port, inspect).await?;
         // Everything is bound and serving, the PKI minted: only now is the lab ready.
         cloud.state().set_ready(true);
         Ok(Self {
@@ -222,8 +182,8 @@ impl Lab {
             admin_token,
             connect_proxy,
             inspect_proxy,
-            proxies: vec![connect_running, inspect_running],
-            proxy_ip,
+            proxies,
+            proxy_ip: options.proxy_ip.unwrap_or(options.bind),
             region: options.region,
             files,
             _stop_on_drop: token.clone().drop_guard(),
@@ -468,6 +428,116 @@ impl LabBuilder {
     pub async fn start(self) -> Result<Lab> {
         Lab::start(&self.options).await
     }
+}
+
+/// The services started so far, in start order. Each stops when dropped; [`Started::shutdown`]
+/// also waits until their ports are free. [`Lab::start`] starts into one, so that a failure
+/// part-way stops what was already running.
+#[derive(Debug, Default)]
+struct Started {
+    dns: Option<mdelab_dns::Running>,
+    cloud: Option<mdelab_mock_cloud::Running>,
+    admin: Option<AdminRunning>,
+    proxies: Vec<mdelab_proxy::connect::Running>,
+}
+
+impl Started {
+    /// Stops every service started, last started first, and waits for each. Errors are logged:
+    /// this runs on a failure path that already has an error to report.
+    async fn shutdown(self) {
+        for proxy in self.proxies.into_iter().rev() {
+            proxy.shutdown().await;
+        }
+        if let Some(admin) = self.admin
+            && let Err(err) = admin.shutdown().await
+        {
+            tracing::warn!(error = %err, "the admin API did not stop cleanly");
+        }
+        if let Some(cloud) = self.cloud
+            && let Err(err) = cloud.shutdown().await
+        {
+            tracing::warn!(error = %err, "the mock cloud did not stop cleanly");
+        }
+        if let Some(dns) = self.dns
+            && let Err(err) = dns.shutdown().await
+        {
+            tracing::warn!(error = %err, "the lab DNS did not stop cleanly");
+        }
+    }
+}
+
+/// Binds and starts DNS, the mock cloud, the admin API and the two lab proxies, each into
+/// `started` as soon as it runs, and writes the lab files. Returns the admin token and the
+/// proxies' descriptions.
+async fn start_services(
+    options: &LabOptions,
+    pki: &Pki,
+    files: &LabFiles,
+    token: &CancellationToken,
+    started: &mut Started,
+) -> Result<(String, ProxyInfo, ProxyInfo)> {
+    let catalog = Catalog::mde();
+    let (udp, tcp) = bind_dns(options.bind, options.dns_port).await?;
+    let mut table = mdelab_dns::NameTable::new();
+    for name in catalog.dns_names() {
+        table.insert(&name, vec![options.bind]);
+    }
+    started.dns = Some(
+        mdelab_dns::spawn(udp, tcp, mdelab_dns::Config::new(table), token)
+            .context("failed to start the lab DNS")?,
+    );
+
+    let listeners = Listeners {
+        https: bind_tcp(options.bind, options.https_port, "mock cloud HTTPS").await?,
+        http: bind_tcp(options.bind, options.http_port, "mock cloud HTTP").await?,
+    };
+    let cloud_config = CloudConfig {
+        services: options.services.clone(),
+        ..CloudConfig::new(pki.clone())
+    };
+    let cloud = started.cloud.insert(
+        mdelab_mock_cloud::spawn(listeners, cloud_config, token)
+            .context("failed to start the mock cloud")?,
+    );
+    if let Some(path) = &options.faults_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read the fault file {}", path.display()))?;
+        cloud
+            .state()
+            .faults()
+            .load_toml(&text)
+            .with_context(|| format!("invalid fault file {}", path.display()))?;
+    }
+    let admin_token = hex::encode(rand::random::<[u8; 24]>());
+    let admin_config = AdminConfig {
+        token: admin_token.clone(),
+        trust_bundle_pem: pki.trust_bundle_pem(),
+        inspection_ca_pem: pki.inspection().authority().certificate_pem().to_owned(),
+    };
+    let admin_listener = bind_tcp(options.bind, options.admin_port, "admin API").await?;
+    started.admin = Some(
+        mdelab_mock_cloud::admin::spawn(admin_listener, cloud.state().clone(), admin_config, token)
+            .context("failed to start the admin API")?,
+    );
+
+    files.write(pki, catalog, options.bind)?;
+    let destinations = catalog_destinations(cloud.https_addr(), cloud.http_addr());
+    let proxy_ip = options.proxy_ip.unwrap_or(options.bind);
+    let mut proxy = async |name: &'static str, port: u16, kind: ProxyKind| -> Result<ProxyInfo> {
+        let spec = ProxySpec {
+            name,
+            port,
+            kind,
+            credentials: None,
+        };
+        let (info, running) = spawn_proxy(spec, proxy_ip, pki, &destinations, token).await?;
+        started.proxies.push(running);
+        Ok(info)
+    };
+    let connect_proxy = proxy("connect", options.connect_proxy_port, ProxyKind::Connect).await?;
+    let inspect = ProxyKind::Inspect { bypass: Vec::new() };
+    let inspect_proxy = proxy("inspect", options.inspect_proxy_port, inspect).await?;
+    Ok((admin_token, connect_proxy, inspect_proxy))
 }
 
 async fn spawn_proxy(

@@ -15,8 +15,8 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::faults::FaultRule;
 use crate::journal::JournalFilter;
@@ -223,12 +223,15 @@ async fn pki_inspection_ca(AxumState(admin): AxumState<Admin>) -> Response {
         .into_response()
 }
 
-/// The running admin API.
+/// The running admin API; [`shutdown`](Self::shutdown) stops it and frees its port.
+///
+/// Dropping it without `shutdown` also stops it, but without waiting for the socket to close.
 #[derive(Debug)]
 pub struct AdminRunning {
     addr: SocketAddr,
     token: CancellationToken,
-    task: JoinHandle<()>,
+    /// The server task (axum drains its own connections before the task ends).
+    tracker: TaskTracker,
 }
 
 impl AdminRunning {
@@ -237,17 +240,27 @@ impl AdminRunning {
         self.addr
     }
 
-    /// Stops it and waits; the port is free afterwards.
+    /// Stops accepting, lets open requests finish, and waits until the listening socket is
+    /// closed; the port is free afterwards. A serving error was logged when it happened; the
+    /// `Result` keeps the shape every lab server shares.
     pub async fn shutdown(self) -> Result<(), Error> {
         self.token.cancel();
-        self.task.await.map_err(|source| Error::Join {
-            listener: "admin",
-            source,
-        })
+        self.tracker.close();
+        self.tracker.wait().await;
+        Ok(())
     }
 }
 
-/// Serves the admin API on a listener the caller bound.
+impl Drop for AdminRunning {
+    fn drop(&mut self) {
+        // Without this, forgetting `shutdown` would leave the admin API serving until
+        // `parent` is cancelled.
+        self.token.cancel();
+    }
+}
+
+/// Serves the admin API on a listener the caller bound, until [`AdminRunning::shutdown`], its
+/// drop, or the cancellation of `parent`.
 pub fn spawn(
     listener: TcpListener,
     state: State,
@@ -261,11 +274,16 @@ pub fn spawn(
     let token = parent.child_token();
     let app = router(state, config);
     let stop = token.clone();
-    let task = tokio::spawn(async move {
+    let tracker = TaskTracker::new();
+    tracker.spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
         if let Err(err) = serve.await {
             tracing::error!(error = %err, "admin API stopped with an error");
         }
     });
-    Ok(AdminRunning { addr, token, task })
+    Ok(AdminRunning {
+        addr,
+        token,
+        tracker,
+    })
 }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::clock::Clock;
+
 /// How the mock cloud's services behave. Every capacity is a cap: what does not fit is evicted
 /// and counted, never dropped silently.
 #[derive(Clone, Debug)]
@@ -31,6 +33,9 @@ pub struct ServiceConfig {
     pub live_response_timeout: Duration,
     /// Seed of every random choice (fault probabilities, jitter), for reproducible runs.
     pub seed: u64,
+    /// The wall clock of every timestamp the cloud records (the system clock by default; a
+    /// [`Clock::manual`] one makes timestamps predictable in tests).
+    pub clock: Clock,
 }
 
 impl Default for ServiceConfig {
@@ -49,6 +54,7 @@ impl Default for ServiceConfig {
             // Microsoft's inactive timeout is 30 minutes; labs and demos set seconds.
             live_response_timeout: Duration::from_secs(30 * 60),
             seed: 0x6d64_656c_6162,
+            clock: Clock::system(),
         }
     }
 }

@@ -55,13 +55,4 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// A serving task panicked or was aborted.
-    #[error("the {listener} listener task failed")]
-    Join {
-        /// Which listener.
-        listener: &'static str,
-        /// The join error.
-        #[source]
-        source: tokio::task::JoinError,
-    },
 }

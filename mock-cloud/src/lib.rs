@@ -15,12 +15,14 @@
 //! - [`journal`]: the bounded request journal (and its JSON-lines file).
 //! - [`hunting`]: the `DeviceNetworkEvents` table and a documented KQL subset.
 //! - [`faults`]: injected faults (delays, statuses, resets, truncation, kill-tokens).
+//! - [`clock`]: the one wall clock of every recorded timestamp ([`Clock`]).
 //! - [`config`]: service capacities, holds and timeouts ([`ServiceConfig`]).
 //! - [`error`]: the crate's [`Error`].
 
 pub mod admin;
 mod admin_stores;
 pub mod bond;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod faults;
@@ -32,6 +34,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 
+pub use clock::Clock;
 pub use config::ServiceConfig;
 pub use error::Error;
 pub use server::{CloudConfig, Listeners, Running, spawn};

@@ -10,7 +10,6 @@ use hyper_util::server::conn::auto;
 use mdelab_certs::Pki;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -66,14 +65,18 @@ pub struct Listeners {
     pub http: TcpListener,
 }
 
-/// The running mock cloud.
+/// The running mock cloud; [`shutdown`](Self::shutdown) stops it and frees its ports.
+///
+/// Dropping it without `shutdown` also stops it (every task is cancelled), but without waiting
+/// for the sockets to close.
 #[derive(Debug)]
 pub struct Running {
     https_addr: SocketAddr,
     http_addr: SocketAddr,
     state: State,
     token: CancellationToken,
-    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    /// Both accept loops and every connection task they start, so shutdown joins them all.
+    tracker: TaskTracker,
 }
 
 impl Running {
@@ -92,13 +95,15 @@ impl Running {
         &self.state
     }
 
-    /// Stops accepting, lets open connections finish their current exchange, and joins.
+    /// Stops accepting, lets open connections finish their current exchange, and waits until
+    /// every connection task has ended and both listening sockets are closed.
+    ///
+    /// A journal file that cannot be flushed within 5 s is logged, not an error; the `Result`
+    /// keeps the shape every lab server shares (`dns`, the admin API).
     pub async fn shutdown(self) -> Result<(), Error> {
         self.token.cancel();
-        for (listener, task) in self.tasks {
-            task.await
-                .map_err(|source| Error::Join { listener, source })?;
-        }
+        self.tracker.close();
+        self.tracker.wait().await;
         // Every request is answered: make sure its journal line is on disk too.
         let journal = self.state.journal().clone();
         let synced = tokio::task::spawn_blocking(move || journal.sync_file(Duration::from_secs(5)))
@@ -108,6 +113,14 @@ impl Running {
             tracing::warn!("the journal file could not be flushed within 5 s");
         }
         Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Without this, forgetting `shutdown` would leave the cloud serving until `parent` is
+        // cancelled.
+        self.token.cancel();
     }
 }
 
@@ -141,30 +154,46 @@ pub fn spawn(
     let state = State::new(config.catalog, certs, config.services.clone(), journal);
     let app = App::new(state.clone());
     let token = parent.child_token();
+    let tracker = TaskTracker::new();
     let config = Arc::new(config);
-    let https = tokio::spawn(accept_loop(
+    tracker.spawn(accept_loop(
         listeners.https,
         Scheme::Https,
         Some(tls),
         app.clone(),
         config.clone(),
-        token.clone(),
+        Tasks::new(&tracker, &token),
     ));
-    let http = tokio::spawn(accept_loop(
+    tracker.spawn(accept_loop(
         listeners.http,
         Scheme::Http,
         None,
         app.clone(),
         config,
-        token.clone(),
+        Tasks::new(&tracker, &token),
     ));
     Ok(Running {
         https_addr,
         http_addr,
         state,
         token,
-        tasks: vec![("https", https), ("http", http)],
+        tracker,
     })
+}
+
+/// Where an accept loop starts its connection tasks, and what stops them.
+struct Tasks {
+    tracker: TaskTracker,
+    token: CancellationToken,
+}
+
+impl Tasks {
+    fn new(tracker: &TaskTracker, token: &CancellationToken) -> Self {
+        Self {
+            tracker: tracker.clone(),
+            token: token.clone(),
+        }
+    }
 }
 
 async fn accept_loop(
@@ -173,9 +202,9 @@ async fn accept_loop(
     tls: Option<Arc<rustls::ServerConfig>>,
     app: App,
     config: Arc<CloudConfig>,
-    token: CancellationToken,
+    tasks: Tasks,
 ) {
-    let tracker = TaskTracker::new();
+    let Tasks { tracker, token } = tasks;
     let permits = Arc::new(Semaphore::new(config.max_connections));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -219,8 +248,8 @@ async fn accept_loop(
             serve_connection(stream, peer, scheme, tls, app, &config, token).await;
         });
     }
-    tracker.close();
-    tracker.wait().await;
+    // The listening socket closes here; the connection tasks are joined by `Running::shutdown`.
+    drop(listener);
 }
 
 async fn serve_connection(
@@ -378,5 +407,42 @@ mod tests {
             .await
             .expect("shutdown is not held up by a blocked connection")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_joins_open_connections_and_frees_every_port() {
+        let pki = Pki::generate(&PkiOptions::default()).unwrap();
+        let listeners = Listeners {
+            https: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let token = CancellationToken::new();
+        let cloud = spawn(listeners, CloudConfig::new(pki), &token).unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = crate::admin::spawn(
+            admin_listener,
+            cloud.state().clone(),
+            crate::admin::AdminConfig {
+                token: "t".into(),
+                trust_bundle_pem: String::new(),
+                inspection_ca_pem: String::new(),
+            },
+            &token,
+        )
+        .unwrap();
+        let (https, http, admin_addr) = (cloud.https_addr(), cloud.http_addr(), admin.addr());
+        // An idle keep-alive connection must not hold shutdown up.
+        let _idle = tokio::net::TcpStream::connect(http).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            admin.shutdown().await.unwrap();
+            cloud.shutdown().await.unwrap();
+        })
+        .await
+        .expect("shutdown finishes");
+        for addr in [https, http, admin_addr] {
+            TcpListener::bind(addr)
+                .await
+                .unwrap_or_else(|e| panic!("{addr} is still bound after shutdown: {e}"));
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::clock::Clock;
 use crate::config::ServiceConfig;
 use crate::faults::Faults;
 use crate::journal::Journal;
@@ -60,7 +61,8 @@ impl State {
                 ),
                 blobs: BlobStore::new(config.blob_capacity_bytes),
                 devices: DeviceRegistry::new(),
-                live_response: LiveResponse::new(config.live_response_timeout),
+                live_response: LiveResponse::new(config.live_response_timeout)
+                    .with_clock(config.clock.clone()),
                 storage_key: rand::random(),
                 ready: AtomicBool::new(false),
                 blocked_peers: Mutex::new(BTreeSet::new()),
@@ -84,6 +86,11 @@ impl State {
     /// Service configuration.
     pub fn config(&self) -> &ServiceConfig {
         &self.inner.config
+    }
+
+    /// The wall clock every recorded timestamp is read from.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.config.clock
     }
 
     /// The request journal.

@@ -1,15 +1,15 @@
 //! TLS for the mock cloud: a certificate per SNI name, chosen from the catalog.
 //!
 //! Exact catalog hosts get their leaf minted up front (so readiness implies the PKI is done);
-//! names in a wildcard family (storage accounts…) are minted on first use and cached. A
+//! names in a wildcard family (storage accounts…) are minted on first use and cached in the
+//! shared [`CertCache`] (bounded; the oldest-cached name is evicted when it is full). A
 //! ClientHello without SNI, or naming a host the lab does not serve, is refused: the
 //! resolver returns nothing and rustls answers with a fatal `access_denied` alert, after the
 //! accept loop has logged the peer and the name.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use mdelab_certs::{Pki, Profile};
+use mdelab_certs::{CertCache, Pki, Profile};
 use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -17,7 +17,8 @@ use rustls::sign::CertifiedKey;
 use crate::Error;
 use mdelab_catalog::{Catalog, normalise};
 
-/// The most names minted on demand that are kept; past it, leaves are minted per handshake.
+/// The most names whose leaves are kept; past it the oldest-cached name is evicted (the
+/// [`CertCache`] rule) and minted again on its next use.
 const MAX_CACHED_NAMES: usize = 10_000;
 
 /// Picks (and caches) the certificate for each SNI name the catalog serves.
@@ -26,7 +27,7 @@ pub struct CertStore {
     catalog: &'static Catalog,
     pki: Pki,
     provider: Arc<rustls::crypto::CryptoProvider>,
-    cache: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    cache: CertCache<Arc<CertifiedKey>>,
 }
 
 impl CertStore {
@@ -36,12 +37,11 @@ impl CertStore {
             catalog,
             pki,
             provider: Arc::new(rustls::crypto::ring::default_provider()),
-            cache: RwLock::new(HashMap::new()),
+            cache: CertCache::new(MAX_CACHED_NAMES),
         };
         for host in catalog.https_hosts() {
             if let Some(info) = catalog.https_host(host) {
-                let key = store.mint(host, info.profile)?;
-                store.cache_write().insert(host.to_owned(), key);
+                store.cache.insert(host, store.mint(host, info.profile)?);
             }
         }
         Ok(store)
@@ -50,18 +50,15 @@ impl CertStore {
     /// The certificate for `sni`, or `None` when the lab does not serve that name.
     pub fn certificate_for(&self, sni: &str) -> Option<Arc<CertifiedKey>> {
         let name = normalise(sni);
-        if let Some(key) = self.cache_read().get(&name) {
-            return Some(key.clone());
+        if let Some(key) = self.cache.get(&name) {
+            return Some(key);
         }
         let info = self.catalog.https_host(&name)?;
-        match self.mint(&name, info.profile) {
-            Ok(key) => {
-                let mut cache = self.cache_write();
-                if cache.len() < MAX_CACHED_NAMES {
-                    cache.insert(name, key.clone());
-                }
-                Some(key)
-            }
+        match self
+            .cache
+            .get_or_mint(&name, |name| self.mint(name, info.profile))
+        {
+            Ok(key) => Some(key),
             Err(err) => {
                 tracing::error!(sni = %name, error = %err, "failed to mint a certificate");
                 None
@@ -71,7 +68,7 @@ impl CertStore {
 
     /// How many names have a cached leaf.
     pub fn cached_names(&self) -> usize {
-        self.cache_read().len()
+        self.cache.len()
     }
 
     fn mint(&self, host: &str, profile: Profile) -> Result<Arc<CertifiedKey>, Error> {
@@ -91,15 +88,6 @@ impl CertStore {
                 }
             })?;
         Ok(Arc::new(key))
-    }
-
-    // A poisoned lock only means another handshake panicked mid-insert; the map is still valid.
-    fn cache_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<CertifiedKey>>> {
-        self.cache.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn cache_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<CertifiedKey>>> {
-        self.cache.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -1,3 +1,5 @@
+//! Tests of the PKI: chains, names, pins, persistence and reloading.
+
 use super::*;
 use crate::{Pin, describe};
 

@@ -1,3 +1,5 @@
+//! Tests of hunting: the DeviceNetworkEvents table built from events and the KQL subset.
+
 use serde_json::json;
 
 use super::*;

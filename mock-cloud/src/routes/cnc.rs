@@ -7,7 +7,7 @@
 //! and control" and "Live Response". Everything else on these hosts (the `/test` probes,
 //! `/storage/…`) belongs to the fallback and the storage routes.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -25,7 +25,7 @@ use super::{ConnInfo, DEVICE_HEADER, probe, storage};
 use crate::State;
 use crate::store::devices::Sighting;
 use crate::store::live_response::{self, ActionError, LrCommand, LrResult, Session, SessionState};
-use mdelab_catalog::{Catalog, Connectivity, Models, Region, Scheme, Service};
+use mdelab_catalog::{GatewayHost, Scheme};
 
 /// Largest poll body (a status some clients post; read and ignored).
 pub const MAX_POLL_BODY: usize = 64 * 1024;
@@ -46,83 +46,9 @@ pub fn routes() -> Router<State> {
         .route("/senseir/v1/actions/{session}/close", post(close))
 }
 
-/// A CnC gateway, as told by its host name (and the catalog, for its region).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Gateway {
-    host: String,
-    model: Connectivity,
-    region: Option<Region>,
-    /// Datacenter suffix (`cus`): names its Auto-IR storage account.
-    dc: String,
-}
-
-impl Gateway {
-    /// Recognises `winatp-gw-<dc>.microsoft.com` and
-    /// `edr-<dc>.<geo>.endpoint.security.microsoft.com`; anything else is not a gateway.
-    fn of(catalog: &Catalog, host: &str) -> Option<Self> {
-        let standard = host
-            .strip_prefix("winatp-gw-")
-            .and_then(|rest| rest.strip_suffix(".microsoft.com"))
-            .filter(|dc| valid_dc(dc));
-        let streamlined = || {
-            let (dc, domain) = host.strip_prefix("edr-")?.split_once('.')?;
-            let geo = domain.strip_suffix(".endpoint.security.microsoft.com")?;
-            (valid_dc(dc) && !geo.is_empty() && !geo.contains('.')).then_some(dc)
-        };
-        let (dc, by_name) = match standard {
-            Some(dc) => (dc, Connectivity::Standard),
-            None => (streamlined()?, Connectivity::Streamlined),
-        };
-        // The catalog knows the region (and confirms the model) of listed gateways; hosts
-        // of the `*.endpoint.security.microsoft.com` family outside it have no region.
-        let listed = catalog
-            .endpoints()
-            .iter()
-            .find(|e| e.host == host && e.service == Service::CommandAndControl);
-        let model = match listed.map(|e| e.models) {
-            Some(Models::Standard) => Connectivity::Standard,
-            Some(Models::Streamlined) => Connectivity::Streamlined,
-            Some(Models::Both) | None => by_name,
-        };
-        Some(Self {
-            host: host.to_owned(),
-            model,
-            region: listed.and_then(|e| e.region),
-            dc: dc.to_owned(),
-        })
-    }
-
-    /// The poll path this gateway serves.
-    fn poll_path(&self) -> &'static str {
-        match self.model {
-            Connectivity::Standard => "/commands/cnc",
-            Connectivity::Streamlined => "/edr/commands/cnc",
-        }
-    }
-
-    /// The gateway's Auto-IR storage account.
-    fn account(&self) -> String {
-        format!("automatedirstrprd{}", self.dc)
-    }
-
-    /// Where its storage account is reached: the blob host (standard) or the gateway's own
-    /// `/storage/<account>` path (streamlined, reference §1.4).
-    fn storage_base(&self) -> String {
-        match self.model {
-            Connectivity::Standard => format!("https://{}.blob.core.windows.net", self.account()),
-            Connectivity::Streamlined => {
-                format!("https://{}/storage/{}", self.host, self.account())
-            }
-        }
-    }
-}
-
-fn valid_dc(dc: &str) -> bool {
-    !dc.is_empty()
-        && dc
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
+/// A CnC gateway, as the catalog recognises it from its host name
+/// ([`mdelab_catalog::Catalog::gateway`]).
+type Gateway = GatewayHost;
 
 /// A refused request: answered as the protocol's JSON error. Small enough to travel in a
 /// `Result` (a whole `Response` is not).
@@ -212,7 +138,7 @@ async fn poll(AxumState(state): AxumState<State>, req: Request) -> Result<Respon
                 .to_owned(),
             sni: conn.and_then(|c| c.sni),
         },
-        wall_ms(),
+        state.clock().now_ms(),
     );
     let lr = state.live_response();
     let commands = if hold.is_zero() {
@@ -297,7 +223,7 @@ async fn results(
         )
     })?;
     // A successful getfile must have reached the gateway's storage account, as reported.
-    let account = gateway.account();
+    let account = gateway.auto_ir_account();
     let verify = |result: &LrResult| verify_upload(&state, &account, result);
     let s = state
         .live_response()
@@ -381,7 +307,7 @@ fn gateway_for(state: &State, req: &Request) -> Result<Gateway, Refusal> {
             "the request names no host",
         ));
     };
-    Gateway::of(state.catalog(), &host).ok_or_else(|| {
+    state.catalog().gateway(&host).ok_or_else(|| {
         Refusal::new(
             StatusCode::NOT_FOUND,
             "not_a_gateway",
@@ -450,18 +376,12 @@ fn upload_url(state: &State, gateway: &Gateway, session: &Session, blob: &str) -
     storage::sas_url(
         state,
         &gateway.storage_base(),
-        &gateway.account(),
+        &gateway.auto_ir_account(),
         live_response::CONTAINER,
         blob,
         Duration::from_millis(session.timeout_ms),
         "cw",
     )
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub(crate) mod testkit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -198,9 +198,7 @@ impl App {
         entry.bytes_in = bytes_in;
         entry.bytes_out = bytes_out;
         entry.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        entry.time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        entry.time_ms = self.state.clock().now_ms();
         self.state.journal().record(entry);
     }
 
@@ -218,7 +216,7 @@ impl App {
 
     fn router_for(&self, service: Option<Service>, host: &str) -> &Router {
         let f = &self.families;
-        let blob_host = host.ends_with(".blob.core.windows.net");
+        let blob_host = self.state.catalog().is_blob_host(host);
         match service {
             Some(Service::CyberData) => &f.cyber,
             Some(Service::CoreService) => &f.core,

@@ -9,7 +9,6 @@
 //! configured cap, so a small zip bomb costs at most that much memory.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Query, Request, State as AxumState};
@@ -147,7 +146,7 @@ async fn ingest(AxumState(state): AxumState<State>, req: Request) -> Response {
     let key_tenant = api_key_tenant(headers, &query);
     let max_decompressed = config.onecollector_max_decompressed;
     let max_event = config.onecollector_max_event;
-    let received_ms = now_ms();
+    let received_ms = state.clock().now_ms();
     // Inflating and parsing megabytes is CPU work: keep it off the async workers.
     let parsed = tokio::task::spawn_blocking(move || {
         let text = decode(encoding, raw, max_decompressed)?;
@@ -439,12 +438,6 @@ fn event_device(event: &Value) -> Option<String> {
         .find_map(|p| id.strip_prefix(p))
         .unwrap_or(id);
     (!id.is_empty()).then(|| id.to_owned())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

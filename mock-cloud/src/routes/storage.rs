@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -86,7 +86,7 @@ pub fn sas_url(
 ) -> String {
     // Round up so that a sub-second TTL still yields a usable token.
     let ttl_secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-    let expiry = now_unix().saturating_add(ttl_secs);
+    let expiry = state.clock().now_unix().saturating_add(ttl_secs);
     let sas = sign_sas(
         state.storage_key(),
         &account.to_ascii_lowercase(),
@@ -195,7 +195,8 @@ async fn on_blob_host(
     req: Request,
 ) -> Response {
     let host = probe::request_host(&req).unwrap_or_default();
-    let account = host.split('.').next().unwrap_or_default().to_owned();
+    // The router sends only blob-family hosts here; anything else has no account.
+    let account = state.catalog().blob_account(&host).unwrap_or_default();
     serve(&state, account, container, blob, req).await
 }
 
@@ -253,7 +254,7 @@ async fn serve(
         &container,
         &blob,
         &query,
-        now_unix(),
+        state.clock().now_unix(),
     ) {
         Ok(p) => p,
         Err(e) => {
@@ -378,7 +379,7 @@ async fn put_blob(
         size: content.len() as u64,
         md5_b64: BASE64.encode(md5),
         sha256_hex: hex::encode(sha256.as_ref()),
-        uploaded_ms: now_ms(),
+        uploaded_ms: state.clock().now_ms(),
         device_id: headers
             .get(DEVICE_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -554,16 +555,10 @@ fn encode(s: &str, keep_slash: bool) -> String {
     out
 }
 
+/// The tests sign tokens relative to the system time, which is the state's default clock.
+#[cfg(test)]
 fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::Clock::system().now_unix()
 }
 
 #[cfg(test)]

@@ -2,13 +2,15 @@
 //!
 //! Blobs are kept whole in memory, keyed by (account, container, name). When a new blob does
 //! not fit, the oldest whole blobs are evicted (and counted) until it does; a blob larger than
-//! the whole capacity is refused rather than emptying the store for nothing.
+//! the whole capacity is refused rather than emptying the store for nothing (the rules of
+//! [`Bounded`], weighed in bytes).
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use serde::Serialize;
+
+use super::bounded::Bounded;
 
 /// What the cloud knows of an uploaded blob (its content is fetched with [`BlobStore::get`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -62,25 +64,14 @@ type Key = (String, String, String);
 #[derive(Debug)]
 pub struct BlobStore {
     capacity_bytes: u64,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    blobs: HashMap<Key, Entry>,
-    /// Upload order → key, so the oldest is found without scanning.
-    order: BTreeMap<u64, Key>,
-    next_order: u64,
-    bytes: u64,
-    evicted: u64,
-    rejected: u64,
+    /// Weighed by content length; `refused` counts every refused upload.
+    inner: Mutex<Bounded<Key, Entry>>,
 }
 
 #[derive(Debug)]
 struct Entry {
     blob: StoredBlob,
     content: Bytes,
-    order: u64,
 }
 
 impl BlobStore {
@@ -88,7 +79,7 @@ impl BlobStore {
     pub fn new(capacity_bytes: u64) -> Self {
         Self {
             capacity_bytes,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Bounded::with_max_weight(capacity_bytes)),
         }
     }
 
@@ -102,101 +93,65 @@ impl BlobStore {
     /// `content`. Refuses (and counts) a blob larger than the whole capacity.
     pub fn put(&self, mut blob: StoredBlob, content: Bytes) -> Result<StoredBlob, BlobTooLarge> {
         blob.size = content.len() as u64;
-        let mut inner = self.lock();
-        if blob.size > self.capacity_bytes {
-            inner.rejected += 1;
-            return Err(BlobTooLarge {
-                size: blob.size,
-                capacity: self.capacity_bytes,
-            });
-        }
         let key = (
             blob.account.clone(),
             blob.container.clone(),
             blob.name.clone(),
         );
-        if let Some(old) = inner.blobs.remove(&key) {
-            inner.order.remove(&old.order);
-            inner.bytes -= old.blob.size;
-        }
-        while inner.bytes + blob.size > self.capacity_bytes {
-            let Some((_, oldest)) = inner.order.pop_first() else {
-                break;
-            };
-            if let Some(old) = inner.blobs.remove(&oldest) {
-                inner.bytes -= old.blob.size;
-                inner.evicted += 1;
-            }
-        }
-        let order = inner.next_order;
-        inner.next_order += 1;
-        inner.bytes += blob.size;
-        inner.order.insert(order, key.clone());
-        inner.blobs.insert(
-            key,
-            Entry {
-                blob: blob.clone(),
-                content,
-                order,
-            },
-        );
+        let entry = Entry {
+            blob: blob.clone(),
+            content,
+        };
+        self.lock()
+            .insert(key, entry, blob.size)
+            .map_err(|too| BlobTooLarge {
+                size: too.weight,
+                capacity: too.capacity,
+            })?;
         Ok(blob)
     }
 
     /// Counts one refused upload.
     pub fn count_rejected(&self) {
-        self.lock().rejected += 1;
+        self.lock().count_refused();
     }
 
     /// Whether a blob exists (for the create-versus-write permission check).
     pub fn contains(&self, account: &str, container: &str, name: &str) -> bool {
         self.lock()
-            .blobs
-            .contains_key(&(account.to_owned(), container.to_owned(), name.to_owned()))
+            .contains(&(account.to_owned(), container.to_owned(), name.to_owned()))
     }
 
     /// A blob and its content.
     pub fn get(&self, account: &str, container: &str, name: &str) -> Option<(StoredBlob, Bytes)> {
         self.lock()
-            .blobs
             .get(&(account.to_owned(), container.to_owned(), name.to_owned()))
             .map(|e| (e.blob.clone(), e.content.clone()))
     }
 
     /// Every blob held, oldest first (without content).
     pub fn list(&self) -> Vec<StoredBlob> {
-        let inner = self.lock();
-        inner
-            .order
-            .values()
-            .filter_map(|k| inner.blobs.get(k))
-            .map(|e| e.blob.clone())
-            .collect()
+        self.lock().iter().map(|(_, e)| e.blob.clone()).collect()
     }
 
     /// The counters.
     pub fn stats(&self) -> BlobStats {
         let inner = self.lock();
         BlobStats {
-            stored: inner.blobs.len(),
-            bytes: inner.bytes,
-            evicted: inner.evicted,
-            rejected: inner.rejected,
+            stored: inner.len(),
+            bytes: inner.weight(),
+            evicted: inner.evicted(),
+            rejected: inner.refused(),
             capacity_bytes: self.capacity_bytes,
         }
     }
 
     /// Forgets every blob and resets the counters.
     pub fn clear(&self) {
-        let mut inner = self.lock();
-        let next_order = inner.next_order;
-        *inner = Inner {
-            next_order,
-            ..Inner::default()
-        };
+        self.lock().clear();
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Bounded<Key, Entry>> {
         // A panic elsewhere must not take the data plane down with it.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -2,15 +2,16 @@
 //!
 //! A device is known by the id it sends in `Msadeviceticket`; each CnC poll upserts its row.
 //! The registry is bounded: past [`DEFAULT_CAPACITY`] devices the least recently seen one is
-//! evicted, and evictions are counted.
+//! evicted, and evictions are counted (a count-bounded [`Bounded`] map).
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 
 use mdelab_catalog::{Connectivity, Region};
+
+use super::bounded::Bounded;
 
 /// How many devices the registry keeps by default.
 pub const DEFAULT_CAPACITY: usize = 100_000;
@@ -79,15 +80,11 @@ pub struct DeviceRegistry {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
-    /// Device id → (recency stamp, row).
-    devices: HashMap<String, (u64, Device)>,
-    /// Recency stamp → device id: the first entry is the least recently seen device. A
-    /// counter rather than the wall clock, so two polls in one millisecond still order.
-    recency: BTreeMap<u64, String>,
-    next_stamp: u64,
-    evicted: u64,
+    /// Device id → row, least recently seen first (each poll re-inserts its device as the
+    /// newest), bounded by count.
+    devices: Bounded<String, Device>,
     polls: u64,
 }
 
@@ -105,9 +102,13 @@ impl DeviceRegistry {
 
     /// An empty registry holding at most `capacity` devices (at least one).
     pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            capacity: capacity.max(1),
-            inner: Mutex::new(Inner::default()),
+            capacity,
+            inner: Mutex::new(Inner {
+                devices: Bounded::with_max_entries(capacity),
+                polls: 0,
+            }),
         }
     }
 
@@ -116,11 +117,8 @@ impl DeviceRegistry {
     pub fn record_poll(&self, sighting: Sighting, now_ms: u64) -> Device {
         let mut inner = self.lock();
         inner.polls += 1;
-        let stamp = inner.next_stamp;
-        inner.next_stamp += 1;
         let device = match inner.devices.remove(&sighting.id) {
-            Some((old_stamp, mut device)) => {
-                inner.recency.remove(&old_stamp);
+            Some(mut device) => {
                 device.region = sighting.region;
                 device.connectivity = sighting.connectivity;
                 device.last_seen_ms = now_ms;
@@ -131,56 +129,42 @@ impl DeviceRegistry {
                 device.sni = sighting.sni;
                 device
             }
-            None => {
-                // Make room before inserting so the registry never exceeds its cap.
-                while inner.devices.len() >= self.capacity {
-                    let Some((_, victim)) = inner.recency.pop_first() else {
-                        break;
-                    };
-                    inner.devices.remove(&victim);
-                    inner.evicted += 1;
-                }
-                Device {
-                    id: sighting.id,
-                    region: sighting.region,
-                    connectivity: sighting.connectivity,
-                    first_seen_ms: now_ms,
-                    last_seen_ms: now_ms,
-                    polls: 1,
-                    peer: sighting.peer,
-                    host: sighting.host,
-                    listener: sighting.listener,
-                    sni: sighting.sni,
-                }
-            }
+            None => Device {
+                id: sighting.id,
+                region: sighting.region,
+                connectivity: sighting.connectivity,
+                first_seen_ms: now_ms,
+                last_seen_ms: now_ms,
+                polls: 1,
+                peer: sighting.peer,
+                host: sighting.host,
+                listener: sighting.listener,
+                sni: sighting.sni,
+            },
         };
-        inner.recency.insert(stamp, device.id.clone());
-        inner
-            .devices
-            .insert(device.id.clone(), (stamp, device.clone()));
+        // A new device makes room first (the least recently seen goes), so the registry never
+        // exceeds its cap; a count-only map refuses nothing.
+        let _ = inner.devices.insert(device.id.clone(), device.clone(), 0);
         device
     }
 
     /// Every device, sorted by id (so listings are stable).
     pub fn list(&self) -> Vec<Device> {
-        let mut out: Vec<Device> = self
-            .lock()
-            .devices
-            .values()
-            .map(|(_, d)| d.clone())
-            .collect();
+        let mut out: Vec<Device> = self.lock().devices.iter().map(|(_, d)| d.clone()).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
     /// One device.
     pub fn get(&self, id: &str) -> Option<Device> {
-        self.lock().devices.get(id).map(|(_, d)| d.clone())
+        self.lock().devices.get(id).cloned()
     }
 
     /// Forgets every device and resets the counters.
     pub fn clear(&self) {
-        *self.lock() = Inner::default();
+        let mut inner = self.lock();
+        inner.devices.clear();
+        inner.polls = 0;
     }
 
     /// The registry's counters.
@@ -189,7 +173,7 @@ impl DeviceRegistry {
         DeviceStats {
             held: inner.devices.len(),
             capacity: self.capacity,
-            evicted: inner.evicted,
+            evicted: inner.devices.evicted(),
             polls: inner.polls,
         }
     }

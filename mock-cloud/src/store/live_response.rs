@@ -10,10 +10,13 @@
 //! Everything sits behind one short `std::sync::Mutex` section per call, never held across an
 //! await.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use super::bounded::Bounded;
+use crate::clock::Clock;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -292,20 +295,32 @@ pub struct LrStats {
 pub struct LiveResponse {
     timeout: Duration,
     capacity: usize,
+    /// The wall clock of the session timestamps (`*_ms`).
+    clock: Clock,
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
-    sessions: HashMap<String, Entry>,
-    /// Start sequence → session id: iteration order is creation order (for eviction, lists).
-    order: BTreeMap<u64, String>,
+    /// Session id → session, in creation order (for eviction, lists), bounded by count; the
+    /// store picks its own victim (ended sessions first) and the map counts evictions.
+    sessions: Bounded<String, Entry>,
     queues: HashMap<String, DeviceQueue>,
-    next_seq: u64,
     started: u64,
-    evicted: u64,
     delivered: u64,
     dropped: u64,
+}
+
+impl Inner {
+    fn new(capacity: usize) -> Self {
+        Self {
+            sessions: Bounded::with_max_entries(capacity),
+            queues: HashMap::new(),
+            started: 0,
+            delivered: 0,
+            dropped: 0,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -347,8 +362,16 @@ impl LiveResponse {
         Self {
             timeout,
             capacity: capacity.max(1),
-            inner: Mutex::new(Inner::default()),
+            clock: Clock::system(),
+            inner: Mutex::new(Inner::new(capacity.max(1))),
         }
+    }
+
+    /// Reads session timestamps from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The session inactivity timeout.
@@ -368,7 +391,7 @@ impl LiveResponse {
         gateway_host_hint: Option<String>,
     ) -> Session {
         let now = Instant::now();
-        let now_ms = wall_ms();
+        let now_ms = self.clock.now_ms();
         let session = Session {
             id: random_id(),
             device_id: device_id.to_owned(),
@@ -389,16 +412,15 @@ impl LiveResponse {
         if inner.sessions.len() >= self.capacity {
             self.evict_one(&mut inner, now);
         }
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
         inner.started += 1;
-        inner.order.insert(seq, session.id.clone());
-        inner.sessions.insert(
+        // Room was made above, so a count-only map neither evicts nor refuses here.
+        let _ = inner.sessions.insert(
             session.id.clone(),
             Entry {
                 session: session.clone(),
                 last_activity: now,
             },
+            0,
         );
         let queue = inner.queues.entry(device_id.to_owned()).or_default();
         queue.commands.push_back(Queued {
@@ -426,16 +448,11 @@ impl LiveResponse {
     pub fn list(&self) -> Vec<Session> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let Inner {
-            sessions, order, ..
-        } = &mut *inner;
-        let mut out = Vec::with_capacity(order.len());
-        for id in order.values() {
-            if let Some(entry) = sessions.get_mut(id) {
-                refresh(entry, self.timeout, now);
-                out.push(entry.session.clone());
-            }
-        }
+        let mut out = Vec::with_capacity(inner.sessions.len());
+        inner.sessions.for_each_mut(|_, entry| {
+            refresh(entry, self.timeout, now);
+            out.push(entry.session.clone());
+        });
         out
     }
 
@@ -447,7 +464,7 @@ impl LiveResponse {
             held: inner.sessions.len(),
             capacity: self.capacity,
             started: inner.started,
-            evicted: inner.evicted,
+            evicted: inner.sessions.evicted(),
             delivered: inner.delivered,
             dropped: inner.dropped,
             queued: inner.queues.values().map(|q| q.commands.len()).sum(),
@@ -471,7 +488,7 @@ impl LiveResponse {
     pub fn clear(&self) {
         let mut inner = self.lock();
         let queues = std::mem::take(&mut inner.queues);
-        *inner = Inner::default();
+        *inner = Inner::new(self.capacity);
         // Held polls still count on their queue entries (and their Notify) to find their way
         // back, so keep those, emptied.
         for (device, mut queue) in queues {
@@ -649,7 +666,7 @@ impl LiveResponse {
         change: impl FnOnce(&mut Entry, Instant, u64) -> Result<(), SessionState>,
     ) -> Result<Session, ActionError> {
         let now = Instant::now();
-        let now_ms = wall_ms();
+        let now_ms = self.clock.now_ms();
         let mut inner = self.lock();
         let entry =
             inner
@@ -693,7 +710,7 @@ impl LiveResponse {
         if queue.waiters == 0 {
             queues.remove(device_id);
         }
-        let now_ms = wall_ms();
+        let now_ms = self.clock.now_ms();
         let mut out = Vec::with_capacity(taken.len());
         for queued in taken {
             match queued.kind {
@@ -728,22 +745,14 @@ impl LiveResponse {
     /// Evicts the oldest ended (closed or timed-out) session, else the oldest of all, with its
     /// queued command.
     fn evict_one(&self, inner: &mut Inner, now: Instant) {
-        let Inner {
-            sessions, order, ..
-        } = &mut *inner;
-        let ended = order.iter().find_map(|(seq, id)| {
-            let entry = sessions.get_mut(id)?;
+        let ended = inner.sessions.find_map_mut(|id, entry| {
             refresh(entry, self.timeout, now);
-            (!entry.session.state.is_open()).then_some(*seq)
+            (!entry.session.state.is_open()).then(|| id.clone())
         });
-        let Some(seq) = ended.or_else(|| order.keys().next().copied()) else {
+        let Some(id) = ended.or_else(|| inner.sessions.oldest().cloned()) else {
             return;
         };
-        let Some(id) = order.remove(&seq) else {
-            return;
-        };
-        if let Some(entry) = sessions.remove(&id) {
-            inner.evicted += 1;
+        if let Some(entry) = inner.sessions.evict(&id) {
             let device = &entry.session.device_id;
             if let Some(queue) = inner.queues.get_mut(device) {
                 queue.commands.retain(|q| match &q.kind {
@@ -869,12 +878,6 @@ fn random_id() -> String {
 
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, duration_ms)
 }
 
 #[cfg(test)]

@@ -2,12 +2,11 @@
 //!
 //! Minting signs a certificate (the leaf key is the issuer's, shared by every leaf), so it is
 //! cheap but not free; a sensor reconnects to the same few hosts all day, so each name is
-//! minted once and the resulting signing key object is reused.
+//! minted once and the resulting signing key object is reused, in the certs crate's one
+//! bounded [`mdelab_certs::CertCache`].
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use mdelab_certs::LeafIssuer;
 use rustls::crypto::CryptoProvider;
@@ -15,16 +14,16 @@ use rustls::sign::CertifiedKey;
 
 use crate::error::Error;
 
-/// At most this many names are cached; when full the cache starts over, which bounds memory
-/// when unlisted destinations are allowed and clients invent names.
+/// At most this many names are cached; when full the oldest-cached name is evicted (the
+/// [`mdelab_certs::CertCache`] rule), which bounds memory when unlisted destinations are
+/// allowed and clients invent names.
 const MAX_CACHED_NAMES: usize = 4096;
 
 /// Leaf certificates minted from the inspection issuer, one per name.
 pub(crate) struct CertCache {
     issuer: LeafIssuer,
     provider: Arc<CryptoProvider>,
-    entries: Mutex<HashMap<String, Arc<CertifiedKey>>>,
-    minted: AtomicU64,
+    entries: mdelab_certs::CertCache<Arc<CertifiedKey>>,
 }
 
 impl fmt::Debug for CertCache {
@@ -41,55 +40,36 @@ impl CertCache {
         Self {
             issuer,
             provider,
-            entries: Mutex::new(HashMap::new()),
-            minted: AtomicU64::new(0),
+            entries: mdelab_certs::CertCache::new(MAX_CACHED_NAMES),
         }
     }
 
     /// The certificate for `name` (already normalised), minting it on first use.
     pub(crate) fn get(&self, name: &str) -> Result<Arc<CertifiedKey>, Error> {
-        // The lock is held while minting so that two connections racing for a new name mint it
-        // once; minting takes about a millisecond and never awaits.
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = entries.get(name) {
-            return Ok(found.clone());
-        }
-        let leaf = self.issuer.issue(&[name]).map_err(|source| Error::Mint {
-            name: name.to_owned(),
-            source,
-        })?;
-        let key =
-            CertifiedKey::from_der(leaf.chain, leaf.key, &self.provider).map_err(|source| {
-                Error::MintKey {
-                    name: name.to_owned(),
-                    source,
-                }
+        self.entries.get_or_mint(name, |name| {
+            let leaf = self.issuer.issue(&[name]).map_err(|source| Error::Mint {
+                name: name.to_owned(),
+                source,
             })?;
-        let key = Arc::new(key);
-        if entries.len() >= MAX_CACHED_NAMES {
-            entries.clear();
-        }
-        entries.insert(name.to_owned(), key.clone());
-        self.minted.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%name, "minted an inspection certificate");
-        Ok(key)
+            let key =
+                CertifiedKey::from_der(leaf.chain, leaf.key, &self.provider).map_err(|source| {
+                    Error::MintKey {
+                        name: name.to_owned(),
+                        source,
+                    }
+                })?;
+            tracing::debug!(%name, "minted an inspection certificate");
+            Ok(Arc::new(key))
+        })
     }
 
     /// How many certificates were minted.
     pub(crate) fn minted(&self) -> u64 {
-        self.minted.load(Ordering::Relaxed)
+        self.entries.stats().minted
     }
 
     /// The cached names, sorted.
     pub(crate) fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect();
-        names.sort();
-        names
+        self.entries.names()
     }
 }
