@@ -55,10 +55,26 @@ pub enum FaultAction {
     },
     /// Add 1DS `kill-tokens` / `kill-duration` headers (tell the tenant to stop sending).
     KillTokens {
-        /// Comma-separated tenant tokens.
+        /// Comma-separated tenant tokens (a `:all` suffix is allowed, as the C++ SDK expects).
         tokens: String,
         /// Seconds, or `this-request-only`.
         duration: String,
+        /// Send the duration as the legacy `kill-duration-seconds` (which the JS SDK still
+        /// reads) instead of `kill-duration`.
+        #[serde(default)]
+        legacy: bool,
+    },
+    /// Add `Retry-After: <seconds>` to the answer (the C++ SDK then holds every upload that
+    /// long; with a `status` rule it replaces the default `1` of 429/503).
+    RetryAfter {
+        /// Seconds.
+        seconds: u64,
+    },
+    /// Add the collector's clock skew `time-delta-millis: <ms>` (the SDKs echo it back in
+    /// `time-delta-to-apply-millis`).
+    TimeDelta {
+        /// Milliseconds.
+        ms: i64,
     },
 }
 
@@ -72,6 +88,8 @@ impl FaultAction {
             Self::Reset => "reset".into(),
             Self::CloseAfter { bytes } => format!("close after {bytes} bytes"),
             Self::KillTokens { tokens, .. } => format!("kill-tokens {tokens}"),
+            Self::RetryAfter { seconds } => format!("retry-after {seconds}s"),
+            Self::TimeDelta { ms } => format!("time-delta {ms}ms"),
         }
     }
 }
@@ -128,7 +146,9 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
         "status" => &["status"],
         "reset" => &[],
         "close_after" => &["bytes"],
-        "kill_tokens" => &["tokens", "duration"],
+        "kill_tokens" => &["tokens", "duration", "legacy"],
+        "retry_after" => &["seconds"],
+        "time_delta" => &["ms"],
         _ => return None,
     })
 }
@@ -137,7 +157,8 @@ fn kind_fields(kind: &str) -> Option<&'static [&'static str]> {
 fn check_fields<'a>(kind: &str, mut keys: impl Iterator<Item = &'a str>) -> Result<(), Error> {
     let extra = kind_fields(kind).ok_or_else(|| Error::Faults {
         detail: format!(
-            "unknown fault kind {kind:?} (expected delay, status, reset, close_after or kill_tokens)"
+            "unknown fault kind {kind:?} (expected delay, status, reset, close_after, kill_tokens, \
+             retry_after or time_delta)"
         ),
     })?;
     match keys.find(|k| !COMMON_FIELDS.contains(k) && !extra.contains(k)) {
@@ -189,8 +210,12 @@ pub struct Decision {
     pub reset: bool,
     /// Cut the response body after this many bytes.
     pub close_after: Option<u64>,
-    /// 1DS kill headers to add: (tokens, duration).
-    pub kill_tokens: Option<(String, String)>,
+    /// 1DS kill headers to add: (tokens, duration, the legacy duration header).
+    pub kill_tokens: Option<(String, String, bool)>,
+    /// `Retry-After` seconds to add.
+    pub retry_after: Option<u64>,
+    /// `time-delta-millis` to add.
+    pub time_delta_ms: Option<i64>,
     /// What fired, for the journal.
     pub applied: Vec<String>,
 }
@@ -305,9 +330,15 @@ impl Faults {
                 }
                 FaultAction::Reset => decision.reset = true,
                 FaultAction::CloseAfter { bytes } => decision.close_after = Some(*bytes),
-                FaultAction::KillTokens { tokens, duration } => {
-                    decision.kill_tokens = Some((tokens.clone(), duration.clone()));
+                FaultAction::KillTokens {
+                    tokens,
+                    duration,
+                    legacy,
+                } => {
+                    decision.kill_tokens = Some((tokens.clone(), duration.clone(), *legacy));
                 }
+                FaultAction::RetryAfter { seconds } => decision.retry_after = Some(*seconds),
+                FaultAction::TimeDelta { ms } => decision.time_delta_ms = Some(*ms),
             }
         }
         rules.retain(|r| r.times != Some(0));

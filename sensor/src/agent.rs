@@ -5,12 +5,14 @@
 //! stopped:
 //!
 //! - **Cyber data**: events wait in a bounded local cache and are uploaded in batches to the
-//!   1DS collector (`POST /OneCollector/1.0`, JSON lines, deflate). 200 removes the batch; 408,
-//!   429 and 5xx (and any network or TLS failure) keep it cached and retry with exponential
-//!   back-off (base × 2ⁿ, ±20 % jitter, capped), as the 1DS SDKs do; other 4xx drop it (counted);
-//!   `kill-tokens` naming the tenant pause uploads for `kill-duration`. Events that arrive while
-//!   the cloud is unreachable stay cached and go out when it returns; if the cache overflows,
-//!   the oldest are evicted and counted.
+//!   1DS collector (`POST /OneCollector/1.0`, JSON lines or Bond, deflate). 200 removes the
+//!   batch; 408, 429 and 5xx (and any network or TLS failure) keep it cached and retry with
+//!   exponential back-off (base × 2ⁿ, ±20 % jitter, capped), as the 1DS SDKs do; other 4xx drop
+//!   it (counted). Every answer's kill switch and retry headers are obeyed as the SDKs do
+//!   ([`crate::kill_switch`]): a killed tenant's cached and new events are dropped (counted),
+//!   `Retry-After` holds every upload, the collector's clock delta is echoed. Events that
+//!   arrive while the cloud is unreachable stay cached and go out when it returns; if the cache
+//!   overflows, the oldest are evicted and counted.
 //! - **Command and control**: a long poll of the gateway; a Live Response command makes the
 //!   agent open the session, run `dir` and `getfile` against a fake file system, upload the
 //!   file through the SAS URL it was given, report results and close.
@@ -33,6 +35,7 @@ use tokio_util::task::TaskTracker;
 
 use super::error::Error;
 use super::{ClientKind, DeviceTrust, HttpRequest, Network, Origin, Outcome, Route, send, wire};
+use crate::kill_switch::KillSwitch;
 
 /// What onboarding tells the sensor (reference §1.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -264,6 +267,8 @@ pub struct AgentConfig {
     pub backoff: Backoff,
     /// Most events cached; the oldest are evicted (and counted) beyond it.
     pub cache_capacity: usize,
+    /// How batches are written: JSON lines, or Bond as the native 1DS C++ SDK sends them.
+    pub encoding: wire::UploadEncoding,
     /// How long each CnC poll asks the cloud to hold.
     pub cnc_hold: Duration,
     /// What Live Response sees.
@@ -292,6 +297,7 @@ impl AgentConfig {
                 cap: Duration::from_millis(500),
             },
             cache_capacity: 10_000,
+            encoding: wire::UploadEncoding::Json,
             cnc_hold: Duration::from_secs(2),
             files: FakeFs::lab_default(),
         }
@@ -328,8 +334,13 @@ pub struct AgentStats {
     pub evicted: u64,
     /// Events waiting in the cache now.
     pub cached: usize,
-    /// Times a kill-token paused uploads.
+    /// Answers whose kill-tokens named this device's tenant.
     pub killed: u64,
+    /// Events dropped because the collector killed their tenant (cached, in the answered batch,
+    /// or generated while the kill lasted).
+    pub killed_dropped: u64,
+    /// Times `Retry-After` held every upload.
+    pub retry_after_holds: u64,
     /// Why the last failed upload failed.
     pub last_upload_failure: Option<Outcome>,
     /// CnC polls answered (200 or 204).
@@ -351,6 +362,8 @@ struct Shared {
     upload_now: Notify,
     /// The Live Response sessions in progress; [`Agent::stop`] cancels and waits for them.
     sessions: TaskTracker,
+    /// What the collector's answers said: kills, `Retry-After`, the clock delta.
+    kill_switch: Mutex<KillSwitch>,
 }
 
 impl Shared {
@@ -387,6 +400,7 @@ impl Agent {
             changed,
             upload_now: Notify::new(),
             sessions: TaskTracker::new(),
+            kill_switch: Mutex::new(KillSwitch::new()),
         });
         let token = parent.child_token();
         let tasks = vec![
@@ -428,6 +442,22 @@ impl Agent {
             },
             "data": data,
         });
+        // A killed tenant's new events are dropped, not cached (`isTokenBlocked` when storing).
+        let token = wire::tenant_token(&config.onboarding.org_id);
+        let killed = self
+            .shared
+            .kill_switch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .killed_until(&token, Instant::now())
+            .is_some();
+        if killed {
+            self.shared.update(|s| {
+                s.generated += 1;
+                s.killed_dropped += 1;
+            });
+            return seq;
+        }
         let mut evicted = 0;
         let cached = {
             let mut cache = self
@@ -500,6 +530,7 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
     let config = &shared.config;
     let (origin, path) = config.onboarding.collector();
     let tenant = config.onboarding.org_id.clone();
+    let tenant_token = wire::tenant_token(&tenant);
     let mut attempt = 0u32;
     loop {
         tokio::select! {
@@ -508,6 +539,25 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
             () = shared.upload_now.notified() => {}
         }
         loop {
+            let (blocked, killed) = {
+                let mut ks = shared
+                    .kill_switch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                (ks.blocked_until(now), ks.killed_until(&tenant_token, now))
+            };
+            if killed.is_some() {
+                drop_cached(&shared, usize::MAX);
+                break;
+            }
+            if let Some(until) = blocked {
+                // `Retry-After`: nothing goes out, for any tenant, until it passes.
+                if !pause(&token, until.saturating_duration_since(Instant::now())).await {
+                    return;
+                }
+                continue;
+            }
             let batch: Vec<(u64, serde_json::Value)> = {
                 let cache = shared.cache.lock().unwrap_or_else(PoisonError::into_inner);
                 cache.iter().take(config.batch_max).cloned().collect()
@@ -515,11 +565,18 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
             if batch.is_empty() {
                 break;
             }
-            let request = wire::onecollector_post(
+            let delta = shared
+                .kill_switch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .delta_to_apply();
+            let request = wire::onecollector_upload(
                 &path,
                 &tenant,
                 &config.device_id,
                 batch.iter().map(|(_, event)| event),
+                config.encoding,
+                delta.as_deref(),
             );
             let result = send(
                 &origin,
@@ -530,6 +587,31 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
                 &request,
             )
             .await;
+            // Every answer's kill switch and retry headers count, whatever its status.
+            if let Ok(response) = &result {
+                let directive = shared
+                    .kill_switch
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .handle(&response.headers, &tenant_token, Instant::now());
+                if directive.drop_batch {
+                    shared.update(|s| s.killed += 1);
+                    drop_cached(&shared, batch.len());
+                }
+                if directive.killed_until.is_some() {
+                    drop_cached(&shared, usize::MAX);
+                }
+                if directive.blocked_until.is_some() {
+                    shared.update(|s| s.retry_after_holds += 1);
+                }
+                if directive.drop_batch {
+                    attempt = 0;
+                    if response.status == 200 {
+                        shared.update(|s| s.batches_ok += 1);
+                    }
+                    continue;
+                }
+            }
             let retry = match result {
                 Ok(response) if response.status == 200 => {
                     let counts: serde_json::Value =
@@ -543,12 +625,6 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
                         s.rejected += rej;
                     });
                     attempt = 0;
-                    if let Some(pause_for) = wire::kill_pause(&response.headers, &tenant) {
-                        shared.update(|s| s.killed += 1);
-                        if !pause(&token, pause_for).await {
-                            return;
-                        }
-                    }
                     false
                 }
                 Ok(response) if retryable(response.status) => {
@@ -596,6 +672,19 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
                 }
             }
         }
+    }
+}
+
+/// Drops up to `n` of the oldest cached events because the collector killed their tenant.
+fn drop_cached(shared: &Shared, n: usize) {
+    let dropped = {
+        let mut cache = shared.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = n.min(cache.len());
+        cache.drain(..n);
+        n as u64
+    };
+    if dropped > 0 {
+        shared.update(|s| s.killed_dropped += dropped);
     }
 }
 

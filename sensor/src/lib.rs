@@ -18,6 +18,7 @@
 //! - [`route`]: route selection, which proxy setting each service uses ([`route::select_route`]).
 //! - [`pac`]: the device's side of WPAD (fetching and evaluating the PAC file).
 //! - [`netprot`]: network protection and the user's browsing, reported as `DeviceNetworkEvents`.
+//! - [`kill_switch`]: the 1DS kill switch and retry headers, rule by rule as the SDKs obey them.
 //! - [`bond`]: events as Bond CompactBinary `CsProtocol::Record`s, as the 1DS C++ SDK sends them.
 //! - [`agent`]: the sensor as a running client of the cloud (onboarding, 1DS uploads with
 //!   cache and back-off, the CnC poll loop, Live Response).
@@ -27,6 +28,7 @@ pub mod agent;
 pub mod bond;
 pub mod connect;
 pub mod error;
+pub mod kill_switch;
 pub mod netprot;
 pub mod pac;
 pub mod profile;

@@ -259,6 +259,14 @@ pub struct MachineProfile {
     /// Network protection on the device: `off` (default), `audit` or `block`.
     #[serde(default)]
     pub network_protection: crate::netprot::NetworkProtection,
+    /// How the sensor writes its 1DS batches: `json` (default) or `bond`, what a Windows
+    /// sensor's native telemetry stack (the 1DS C++ SDK) sends.
+    #[serde(default, skip_serializing_if = "is_json")]
+    pub upload_encoding: crate::wire::UploadEncoding,
+}
+
+fn is_json(encoding: &crate::wire::UploadEncoding) -> bool {
+    *encoding == crate::wire::UploadEncoding::Json
 }
 
 /// Onboarding: which region's URLs, and which connectivity model.
@@ -598,6 +606,15 @@ mod tests {
         assert!(p.static_proxy.telemetry_proxy_server.is_none());
         assert!(p.wpad_answer().is_none());
         assert!(p.referenced_proxies().is_empty());
+    }
+
+    #[test]
+    fn the_upload_encoding_is_json_unless_the_profile_says_bond() {
+        let p = MachineProfile::from_toml("name = \"bare\"").unwrap();
+        assert_eq!(p.upload_encoding, crate::wire::UploadEncoding::Json);
+        let p = MachineProfile::from_toml("name = \"n\"\nupload_encoding = \"bond\"").unwrap();
+        assert_eq!(p.upload_encoding, crate::wire::UploadEncoding::Bond);
+        assert!(MachineProfile::from_toml("name = \"n\"\nupload_encoding = \"xml\"").is_err());
     }
 
     #[test]

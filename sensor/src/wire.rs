@@ -5,14 +5,15 @@
 //! too come from [`mdelab_catalog::protocol`]; the rest (the 1DS SDK version, the kill-token
 //! answer headers) are the device's own and live here.
 //!
-//! - [`onecollector_post`]: a 1DS upload (`POST /OneCollector/1.0`): JSON lines, deflated, with
-//!   `apikey`, `client-id: NO_AUTH`, `upload-time`, `sdk-version` and the device header.
+//! - [`onecollector_post`]: a 1DS upload (`POST /OneCollector/1.0`) with `apikey`,
+//!   `client-id: NO_AUTH`, `upload-time`, `sdk-version` and the device header; the body as JSON
+//!   lines (zlib) or, as the native 1DS C++ SDK sends it, Bond `CsProtocol::Record`s (raw
+//!   deflate) — [`UploadEncoding`]; the clock-skew header when the kill switch has one.
 //! - [`blob_put`]: a SAS upload of a block blob, with its MD5.
 //! - [`cnc_poll`]: the CnC long poll.
 //! - [`live_response_action`]: one Live Response call (`connect`, `results`, `close`).
 //! - [`probe`]: a catalog probe, optionally naming the device with [`with_device`].
 //! - [`browse`]: the user's browser fetching a page (network protection's visits).
-//! - [`kill_pause`]: how the collector's kill-tokens answer pauses a tenant's uploads.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -37,11 +38,21 @@ pub const ONECOLLECTOR_PATH: &str = "/OneCollector/1.0";
 /// The content type of a 1DS batch: one JSON event per line.
 pub const JSON_STREAM: &str = "application/x-json-stream";
 
-/// The collector's answer header naming tenants whose uploads must pause.
-const KILL_TOKENS_HEADER: &str = "kill-tokens";
+/// The content type of a Bond batch (the 1DS C++ SDK's `HttpRequestEncoder.cpp`).
+pub const BOND_COMPACT_BINARY: &str = "application/bond-compact-binary";
 
-/// The collector's answer header saying how long (seconds, or `this-request-only`).
-const KILL_DURATION_HEADER: &str = "kill-duration";
+/// How a device writes its 1DS batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadEncoding {
+    /// JSON lines (`application/x-json-stream`), zlib-deflated: what the JS SDK family sends.
+    #[default]
+    Json,
+    /// Bond CompactBinary `CsProtocol::Record`s (`application/bond-compact-binary`), raw
+    /// deflate: what the 1DS C++ SDK of a Windows sensor's native stack sends (captured in
+    /// `mock-cloud/tests/fixtures/1ds-cpp`).
+    Bond,
+}
 
 /// Adds the header the device identifies itself with (`msadeviceticket`).
 pub fn with_device(request: HttpRequest, device_id: &str) -> HttpRequest {
@@ -68,20 +79,36 @@ pub fn onecollector_body<'a>(events: impl IntoIterator<Item = &'a serde_json::Va
     }
 }
 
-/// A 1DS upload of `events` to the collector path `path` (`/OneCollector/1.0`) for a device of
-/// `tenant`: deflated JSON lines with the tenant token, anonymous client authentication, the
-/// upload time and the SDK version.
+/// A 1DS upload of `events` for `tenant` from `device_id`, JSON lines (see
+/// [`onecollector_upload`] for Bond and the clock-skew header).
 pub fn onecollector_post<'a>(
     path: &str,
     tenant: &str,
     device_id: &str,
     events: impl IntoIterator<Item = &'a serde_json::Value>,
 ) -> HttpRequest {
+    onecollector_upload(path, tenant, device_id, events, UploadEncoding::Json, None)
+}
+
+/// A 1DS upload of `events` for `tenant` from `device_id` in `encoding`, with
+/// `time-delta-to-apply-millis` when `delta_to_apply` is given (see [`crate::kill_switch`]).
+pub fn onecollector_upload<'a>(
+    path: &str,
+    tenant: &str,
+    device_id: &str,
+    events: impl IntoIterator<Item = &'a serde_json::Value>,
+    encoding: UploadEncoding,
+    delta_to_apply: Option<&str>,
+) -> HttpRequest {
     let upload_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let request = HttpRequest::new(http::Method::POST, path)
-        .header(http::header::CONTENT_TYPE, JSON_STREAM)
+    let (content_type, body) = match encoding {
+        UploadEncoding::Json => (JSON_STREAM, onecollector_body(events)),
+        UploadEncoding::Bond => (BOND_COMPACT_BINARY, bond_body(events)),
+    };
+    let mut request = HttpRequest::new(http::Method::POST, path)
+        .header(http::header::CONTENT_TYPE, content_type)
         .header(http::header::CONTENT_ENCODING, "deflate")
         .header(HeaderName::from_static(APIKEY_HEADER), tenant_token(tenant))
         .header(HeaderName::from_static(CLIENT_ID_HEADER), CLIENT_ID_NO_AUTH)
@@ -90,8 +117,24 @@ pub fn onecollector_post<'a>(
             upload_time.to_string(),
         )
         .header(HeaderName::from_static(SDK_VERSION_HEADER), SDK_VERSION)
-        .body(onecollector_body(events));
+        .body(body);
+    if let Some(delta) = delta_to_apply {
+        request = request.header(
+            HeaderName::from_static(crate::kill_switch::TIME_DELTA_TO_APPLY_HEADER),
+            delta,
+        );
+    }
     with_device(request, device_id)
+}
+
+/// A Bond batch body: the events as `CsProtocol::Record`s, raw deflate (RFC 1951), as the 1DS
+/// C++ SDK compresses it (its captures inflate only without a zlib header).
+pub fn bond_body<'a>(events: impl IntoIterator<Item = &'a serde_json::Value>) -> Bytes {
+    let records = crate::bond::encode_events(events);
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = encoder.write_all(&records);
+    Bytes::from(encoder.finish().unwrap_or_default())
 }
 
 /// A SAS upload (`PUT`) of `content` as a block blob to `path_and_query` (the SAS URL's path
@@ -133,28 +176,6 @@ pub fn probe(target: &Target) -> HttpRequest {
 /// The user's browser fetching `path` (a `GET` with no body), as network protection sees it.
 pub fn browse(path: &str) -> HttpRequest {
     HttpRequest::new(http::Method::GET, path)
-}
-
-/// How long the collector's kill-tokens answer pauses `tenant`'s uploads: `None` when the
-/// answer does not name the tenant, zero for `this-request-only`.
-pub fn kill_pause(headers: &http::HeaderMap, tenant: &str) -> Option<Duration> {
-    let tokens = headers.get(KILL_TOKENS_HEADER)?.to_str().ok()?;
-    let ours = tokens.split(',').any(|t| {
-        let t = t.trim();
-        t == tenant || t.split('-').next() == Some(tenant) || t == "*"
-    });
-    if !ours {
-        return None;
-    }
-    let duration = headers
-        .get(KILL_DURATION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("0");
-    Some(match duration.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        // `this-request-only`: nothing to pause.
-        Err(_) => Duration::ZERO,
-    })
 }
 
 fn md5_digest(data: &[u8]) -> [u8; 16] {
@@ -232,13 +253,27 @@ mod tests {
     }
 
     #[test]
-    fn kill_tokens_pause_only_our_tenant() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("kill-tokens", "other-token, org1-abc".parse().unwrap());
-        headers.insert("kill-duration", "30".parse().unwrap());
-        assert_eq!(kill_pause(&headers, "org1"), Some(Duration::from_secs(30)));
-        assert_eq!(kill_pause(&headers, "org2"), None);
-        headers.insert("kill-duration", "this-request-only".parse().unwrap());
-        assert_eq!(kill_pause(&headers, "org1"), Some(Duration::ZERO));
+    fn a_bond_upload_is_raw_deflated_records_with_the_bond_type() {
+        let event = serde_json::json!({"ver": "4.0", "name": "e", "data": {"n": 1}});
+        let request = onecollector_upload(
+            "/OneCollector/1.0",
+            "org1",
+            "dev1",
+            [&event],
+            UploadEncoding::Bond,
+            Some("use-collector-delta"),
+        );
+        assert_eq!(header(&request, "content-type"), Some(BOND_COMPACT_BINARY));
+        assert_eq!(
+            header(&request, "time-delta-to-apply-millis"),
+            Some("use-collector-delta")
+        );
+        let mut records = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::DeflateDecoder::new(&request.body[..]),
+            &mut records,
+        )
+        .expect("raw deflate");
+        assert_eq!(records, crate::bond::encode_events([&event]));
     }
 }

@@ -165,6 +165,7 @@ async fn a_kill_token_answer_makes_the_js_sdk_drop_that_tenant() {
         .add(collector_rule(FaultAction::KillTokens {
             tokens: tenant.into(),
             duration: "60".into(),
+            legacy: false,
         }))
         .expect("rule accepted");
     let run = drive(&lab, "kill", tenant).await;
@@ -188,6 +189,7 @@ async fn kill_for_this_request_only_drops_the_answered_batch_and_nothing_after()
         .add(collector_rule(FaultAction::KillTokens {
             tokens: tenant.into(),
             duration: "this-request-only".into(),
+            legacy: false,
         }))
         .expect("rule accepted");
     let run = drive(&lab, "kill-this-request", tenant).await;

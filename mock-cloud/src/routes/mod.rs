@@ -165,14 +165,29 @@ impl App {
             Some(limit) => response.map(|b| Body::new(body::Truncated::new(b, limit))),
             None => response,
         };
-        if let Some((tokens, duration)) = &decision.kill_tokens
+        if let Some((tokens, duration, legacy)) = &decision.kill_tokens
             && let (Ok(t), Ok(d)) = (
                 HeaderValue::from_str(tokens),
                 HeaderValue::from_str(duration),
             )
         {
+            let duration_header = if *legacy {
+                "kill-duration-seconds"
+            } else {
+                "kill-duration"
+            };
             response.headers_mut().insert("kill-tokens", t);
-            response.headers_mut().insert("kill-duration", d);
+            response.headers_mut().insert(duration_header, d);
+        }
+        if let Some(seconds) = decision.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(ms) = decision.time_delta_ms {
+            response
+                .headers_mut()
+                .insert("time-delta-millis", HeaderValue::from(ms));
         }
         let bytes_out = response.body().size_hint().exact().unwrap_or(0);
         let bytes_in = entry.bytes_in;
