@@ -56,17 +56,14 @@
 //!   aligner), [`report::json`], [`report::junit`] (the one JUnit writer), [`report::csv`].
 
 pub mod admin_client;
-pub mod analyze;
-pub mod certify;
 pub mod cli;
 pub mod commands;
 pub mod lab;
 pub mod manifest;
 pub mod report;
-pub mod scenario;
 
 pub use admin_client::AdminClient;
-pub use commands::demo;
+pub use commands::{analyze, certify, demo, scenario};
 pub use lab::{Lab, LabBuilder, LabOptions};
 pub use manifest::Manifest;
 pub use report::{Format, Report};

@@ -7,10 +7,12 @@
 //!
 //! A report holds no ports, times or hashes, so a snapshot of it is stable across runs.
 
+pub mod analyze;
 pub mod csv;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod scenario;
 pub mod table;
 
 use anyhow::Result;

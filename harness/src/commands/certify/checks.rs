@@ -1,368 +1,40 @@
-//! `mdelab certify`: the MDE connectivity suite, run through a vendor's proxy against the lab.
-//!
-//! The proxy under test must resolve the catalog names to the lab (the lab's hosts file, or the
-//! lab DNS) and reach it on the standard ports (443 and 80). The emulated sensor then talks to
-//! the lab's cloud *through that proxy*, as SYSTEM (no proxy credentials), and every family of
-//! checks becomes one section of a [`Report`]:
-//!
-//! 1. **Reachability**: every HTTPS catalog URL of the region answers its probe through CONNECT.
-//! 2. **TLS inspection**: every MDE host serves the lab's chain (so the pins hold); otherwise the
-//!    check names the issuer that replaced it.
-//! 3. **CnC long poll**: one poll per gateway held `--hold` seconds survives the proxy.
-//! 4. **Sample upload**: a `--upload-mib` block blob arrives whole (SHA-256 compared in the cloud).
-//! 5. **Cyber data**: `--posts` 1DS posts are accepted and the cloud holds exactly those events.
-//! 6. **CRL/CTL**: the plain-HTTP certificate-revocation fetches pass (absolute-form requests).
-//! 7. **Denial** (`--check-deny`): a non-MDE destination is refused (no open relay).
-//!
-//! The report's last line is the verdict; `run` returns `Ok(true)` only when the proxy is fit.
-//!
-//! The cloud's side of the story (stored blobs and events) is read through the admin API, for an
-//! in-process lab and for a running `mdelab up` (`--lab MANIFEST`) alike: one code path.
+//! The certification's checks: the [`Suite`] run through the proxy under test, family by
+//! family (reachability, TLS inspection, the held CnC poll, the sample upload, the 1DS posts,
+//! CRL/CTL, denial), each producing [`Item`]s. Every request is the sensor's own
+//! ([`mdelab_sensor::wire`]); the cloud's side (stored blobs and events) is read through the
+//! admin API.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
-use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use mdelab_catalog::{Catalog, Connectivity, Region, Scheme, Service};
-use mdelab_certs::pki::{AZURE_ISSUING_NAME, PINNED_ISSUING_NAME, PINNED_ROOT_NAME};
-use mdelab_certs::{Pin, PinSet, Profile};
-use mdelab_mock_cloud::ServiceConfig;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject as _;
-use serde_json::{Value, json};
-use tokio::task::JoinSet;
-
-use crate::admin_client::AdminClient;
-use crate::lab::{Lab, LabOptions};
-use crate::manifest::Manifest;
-use crate::report::{Check, Format, Report, Section};
+use mdelab_certs::Profile;
+use mdelab_certs::pki::{AZURE_ISSUING_NAME, PINNED_ISSUING_NAME};
 use mdelab_sensor::agent::Onboarding;
 use mdelab_sensor::{
     self as sensor, ClientKind, DeviceTrust, Network, Origin, Outcome, ProxyRoute, Route, Target,
     Verdict, wire,
 };
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
 
-/// One mebibyte.
-const MIB: u64 = 1024 * 1024;
-/// JSON lines in each 1DS post.
-const LINES_PER_POST: usize = 3;
+use super::args::CertifyArgs;
+use super::model::{Family, Item, Results, sensor_check};
+use super::{LINES_PER_POST, LabView, MIB, STEP_TIMEOUT};
+use crate::manifest::Manifest;
+use crate::report::Check;
+
 /// Probes in flight at once during the reachability sweep (a sensor opens several connections
 /// at once too; more would only measure the proxy's accept queue).
 const PARALLEL_PROBES: usize = 8;
-/// Time allowed for each step through the proxy (CONNECT answer, TLS handshake, response).
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Container the sample uploads go to.
 const UPLOAD_CONTAINER: &str = "mdelab-certify";
 /// The tenant the 1DS posts name.
 const TENANT: &str = "mdelab-certify";
-
-/// Which connectivity models to certify for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModelChoice {
-    /// Standard connectivity only (winatp-gw-*, *-v20.events.data…, blob accounts).
-    Standard,
-    /// Streamlined connectivity only (*.endpoint.security.microsoft.com).
-    Streamlined,
-    /// Both models (a proxy usually serves devices of both).
-    #[default]
-    Both,
-}
-
-impl ModelChoice {
-    /// "standard", "streamlined" or "both".
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Standard => "standard",
-            Self::Streamlined => "streamlined",
-            Self::Both => "both",
-        }
-    }
-
-    /// The models chosen.
-    pub fn models(self) -> Vec<Connectivity> {
-        match self {
-            Self::Standard => vec![Connectivity::Standard],
-            Self::Streamlined => vec![Connectivity::Streamlined],
-            Self::Both => Connectivity::ALL.to_vec(),
-        }
-    }
-}
-
-/// Options of `mdelab certify`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct CertifyArgs {
-    /// The proxy to certify, `http://host:port` (the port is required).
-    #[arg(long, value_name = "URL")]
-    pub proxy: String,
-    /// Credentials a logged-on user has for the proxy (`USER:PASSWORD`). The suite still runs
-    /// without them, as the sensor (SYSTEM) does; the report only notes whether the proxy
-    /// accepts them.
-    #[arg(long, value_name = "USER:PASSWORD")]
-    pub proxy_user: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-    /// The tenant's region.
-    #[arg(long, default_value = "us")]
-    pub region: Region,
-    /// Which connectivity models to certify for.
-    #[arg(long, value_enum, default_value_t)]
-    pub connectivity: ModelChoice,
-    /// Seconds the CnC long poll is held (a proxy that cuts idle tunnels sooner fails).
-    #[arg(long, value_name = "SECS", default_value_t = 120,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub hold: u64,
-    /// Size of the sample upload, in MiB.
-    #[arg(long, value_name = "N", default_value_t = 64,
-          value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pub upload_mib: u64,
-    /// Number of 1DS posts per connectivity model.
-    #[arg(long, value_name = "N", default_value_t = 50,
-          value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub posts: u64,
-    /// Also check that the proxy refuses a destination outside MDE (it must not be an open relay).
-    #[arg(long)]
-    pub check_deny: bool,
-    /// The non-MDE destination `--check-deny` asks for.
-    #[arg(long, value_name = "HOST:PORT", default_value = "www.example.org:443")]
-    pub deny_target: String,
-    /// Manifest of a running `mdelab up` to certify against (it must serve on ports 443 and 80
-    /// of an address the proxy resolves the catalog names to). Without it, a lab is started
-    /// here on the standard ports of `--bind`.
-    #[arg(long, value_name = "MANIFEST")]
-    pub lab: Option<PathBuf>,
-    /// Address of the lab started here (HTTPS 443, HTTP 80, DNS `--dns-port`; needs root).
-    #[arg(long, default_value = "127.0.0.2", conflicts_with = "lab")]
-    pub bind: IpAddr,
-    /// DNS port of the lab started here (UDP and TCP; 0 = ephemeral).
-    #[arg(long, default_value_t = 53, conflicts_with = "lab")]
-    pub dns_port: u16,
-    /// Keep the lab's PKI and files (hosts file included) here, reused across runs.
-    #[arg(long, value_name = "DIR", conflicts_with = "lab")]
-    pub state_dir: Option<PathBuf>,
-}
-
-/// `CertifyArgs` parsed alone (for tools and tests that call [`certify`] directly).
-#[derive(clap::Parser)]
-#[command(name = "certify", no_binary_name = true)]
-struct Standalone {
-    #[command(flatten)]
-    args: CertifyArgs,
-}
-
-impl CertifyArgs {
-    /// Parses the options as `mdelab certify` would, e.g.
-    /// `["--proxy", "http://127.0.0.1:3128", "--hold", "2"]`; every default applies.
-    pub fn parse_from<I, T>(args: I) -> Result<Self, clap::Error>
-    where
-        I: IntoIterator<Item = T>,
-        T: Into<OsString> + Clone,
-    {
-        <Standalone as clap::Parser>::try_parse_from(args).map(|s| s.args)
-    }
-}
-
-/// Runs the certification and prints the report; `Ok(true)` when the proxy is fit for MDE.
-pub async fn run(args: CertifyArgs) -> Result<bool> {
-    let report = certify(&args).await?;
-    print(&report.render(args.format)?)?;
-    Ok(report.all_as_expected())
-}
-
-/// Runs the certification and returns the report (its last summary line is the verdict).
-///
-/// Progress and the lab's coordinates (hosts file, DNS) go to stderr.
-pub async fn certify(args: &CertifyArgs) -> Result<Report> {
-    let proxy = resolve_proxy(&args.proxy).await?;
-    let proxy_user = args.proxy_user.as_deref().map(parse_user).transpose()?;
-    let (lab, manifest) = match &args.lab {
-        Some(path) => (None, Manifest::read(path)?),
-        None => {
-            let lab = Lab::start(&lab_options(args)).await.context(
-                "failed to start the lab on standard ports (give --lab MANIFEST to use a running one)",
-            )?;
-            let manifest = lab.manifest();
-            (Some(lab), manifest)
-        }
-    };
-    announce(args, &manifest, lab.is_some());
-    let suite = Suite::new(args, proxy, proxy_user, &manifest);
-    let result = match suite {
-        Ok(suite) => suite.run().await,
-        Err(err) => Err(err),
-    };
-    if let Some(lab) = lab {
-        lab.shutdown().await?;
-    }
-    result
-}
-
-/// The lab started by `certify` itself: standard ports, and the cloud's limits raised to what
-/// the suite asks of it (hold, upload size).
-fn lab_options(args: &CertifyArgs) -> LabOptions {
-    let upload = args.upload_mib * MIB;
-    let models = args.connectivity.models().len() as u64;
-    let defaults = ServiceConfig::default();
-    LabOptions {
-        bind: args.bind,
-        https_port: 443,
-        http_port: 80,
-        dns_port: args.dns_port,
-        services: ServiceConfig {
-            cnc_max_hold: defaults.cnc_max_hold.max(Duration::from_secs(args.hold)),
-            blob_max_bytes: defaults.blob_max_bytes.max(upload),
-            // Room for one upload per model, so none evicts the other before it is compared.
-            blob_capacity_bytes: defaults.blob_capacity_bytes.max(upload * models + MIB),
-            ..defaults
-        },
-        region: args.region,
-        state_dir: args.state_dir.clone(),
-        ..LabOptions::default()
-    }
-}
-
-/// Tells the operator where the lab is and how the proxy must find it (stderr: stdout is the
-/// report, which may be JSON or XML).
-fn announce(args: &CertifyArgs, manifest: &Manifest, in_process: bool) {
-    let ip = manifest.https.ip();
-    let mut text = format!(
-        "mdelab certify: proxy {}, region {}, connectivity {}\n",
-        args.proxy,
-        args.region,
-        args.connectivity.name()
-    );
-    text.push_str(&format!(
-        "  lab          {ip} (https {}, http {}){}\n",
-        manifest.https.port(),
-        manifest.http.port(),
-        if in_process {
-            " started for this run"
-        } else {
-            ""
-        }
-    ));
-    text.push_str(&format!(
-        "  hosts file   {}  (the proxy must resolve catalog names to {ip}: e.g. squid `hosts_file`)\n",
-        manifest.hosts_file.display()
-    ));
-    text.push_str(&format!(
-        "  lab DNS      {}  (or let the proxy resolve through it, e.g. squid `dns_nameservers {ip}`)\n",
-        manifest.dns
-    ));
-    if manifest.https.port() != 443 || manifest.http.port() != 80 {
-        text.push_str(&format!(
-            "  warning: the lab is not on ports 443/80: a proxy resolving catalog names to {ip} \
-             dials 443 and 80 and will miss it (start it with --https-port 443 --http-port 80)\n"
-        ));
-    }
-    text.push_str(&format!(
-        "  the CnC long poll is held {} s: the run takes at least that long\n",
-        args.hold
-    ));
-    eprint!("{text}");
-}
-
-/// The proxy's address from `http://host:port` (or `host:port`).
-async fn resolve_proxy(url: &str) -> Result<SocketAddr> {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    if rest.contains("://") {
-        bail!("--proxy {url:?}: only http:// proxies are supported (CONNECT over plain HTTP)");
-    }
-    let rest = rest.trim_end_matches('/');
-    if rest.contains('@') {
-        bail!(
-            "--proxy {url:?}: give credentials with --proxy-user, not in the URL (the suite runs without them anyway)"
-        );
-    }
-    if rest
-        .rsplit_once(':')
-        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-    {
-        bail!("--proxy {url:?}: give the port, e.g. http://proxy.example:3128");
-    }
-    let mut addrs = tokio::net::lookup_host(rest)
-        .await
-        .with_context(|| format!("failed to resolve the proxy {rest}"))?;
-    addrs
-        .next()
-        .with_context(|| format!("the proxy {rest} has no address"))
-}
-
-fn parse_user(value: &str) -> Result<(String, String)> {
-    let (user, password) = value
-        .split_once(':')
-        .context("--proxy-user takes USER:PASSWORD")?;
-    Ok((user.to_owned(), password.to_owned()))
-}
-
-/// What the suite needs of a lab, read from its manifest (the same for a lab started here and
-/// a running `mdelab up`).
-struct LabView {
-    admin: AdminClient,
-    trust: DeviceTrust,
-    network: Network,
-}
-
-impl LabView {
-    fn from_manifest(manifest: &Manifest) -> Result<Self> {
-        let admin_addr = manifest.admin.context(
-            "the lab manifest names no admin API (the suite reads the cloud's stores through it)",
-        )?;
-        let pem = std::fs::read(&manifest.trust_bundle).with_context(|| {
-            format!(
-                "failed to read the lab trust bundle {}",
-                manifest.trust_bundle.display()
-            )
-        })?;
-        let roots = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("{} is not PEM", manifest.trust_bundle.display()))?;
-        Ok(Self {
-            admin: AdminClient::new(admin_addr, manifest.admin_token.clone()),
-            trust: DeviceTrust {
-                roots,
-                sensor_pins: pins_of(&manifest.pins.pinned)?,
-            },
-            network: Network {
-                // Unused through a proxy (it resolves the names); kept for completeness.
-                dns: manifest.dns,
-                port_map: BTreeMap::new(),
-                step_timeout: STEP_TIMEOUT,
-                source_ip: None,
-                dials: None,
-            },
-        })
-    }
-}
-
-/// The sensor's pins from the manifest's curl string, labelled in the order the lab writes
-/// them (leaf key, issuing CA, root), so evidence names the keys it expected.
-fn pins_of(curl: &str) -> Result<PinSet> {
-    let labels = [
-        format!("{PINNED_ISSUING_NAME} leaf key"),
-        PINNED_ISSUING_NAME.to_owned(),
-        PINNED_ROOT_NAME.to_owned(),
-    ];
-    let mut set = PinSet::new();
-    for (i, pin) in curl.split(';').filter(|p| !p.trim().is_empty()).enumerate() {
-        let pin = Pin::parse(pin).with_context(|| format!("bad pin {pin:?} in the manifest"))?;
-        let label = labels
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| format!("pin {}", i + 1));
-        set = set.with(pin, label);
-    }
-    if set.is_empty() {
-        bail!("the lab manifest carries no pins for the pinned profile");
-    }
-    Ok(set)
-}
 
 /// Whether `issuer` is one of the lab's issuing CAs (what an uninspected MDE host serves).
 fn is_lab_issuer(issuer: &str) -> bool {
@@ -378,7 +50,7 @@ fn lab_issuer_of(host: &str) -> &'static str {
 }
 
 /// The issuer that replaced the lab's chain, when an outcome shows TLS inspection.
-fn inspecting_issuer(outcome: &Outcome) -> Option<&str> {
+pub(super) fn inspecting_issuer(outcome: &Outcome) -> Option<&str> {
     outcome
         .served_issuer
         .as_deref()
@@ -397,57 +69,8 @@ fn exchanged(outcome: &Outcome) -> bool {
     }
 }
 
-/// A family of checks (one report section each).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Family {
-    Reach,
-    Inspection,
-    LongPoll,
-    Upload,
-    Posts,
-    CrlCtl,
-    Deny,
-}
-
-impl Family {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Reach => "reachability",
-            Self::Inspection => "TLS inspection",
-            Self::LongPoll => "CnC long poll",
-            Self::Upload => "sample upload",
-            Self::Posts => "1DS posts",
-            Self::CrlCtl => "CRL/CTL over HTTP",
-            Self::Deny => "denial",
-        }
-    }
-}
-
-/// A check with what the verdict line needs to explain a failure.
-struct Item {
-    family: Family,
-    /// The MDE host it concerns ("" for none).
-    host: String,
-    /// Whether the sensor pins that host.
-    pinned: bool,
-    check: Check,
-    /// The failure's reason for the verdict line, when the check knows better than its verdict.
-    reason: Option<String>,
-}
-
-fn sensor_check(target: String, path: &str, expected: Verdict, observed: Outcome) -> Check {
-    Check {
-        target,
-        path: path.into(),
-        client: ClientKind::Sensor.name().into(),
-        expected,
-        observed,
-        proxy_view: None,
-        via: None,
-    }
-}
-
-struct Suite<'a> {
+/// One run of the suite: the proxy under test, SYSTEM's route through it, and the lab.
+pub(super) struct Suite<'a> {
     args: &'a CertifyArgs,
     proxy: SocketAddr,
     proxy_user: Option<(String, String)>,
@@ -460,7 +83,8 @@ struct Suite<'a> {
 }
 
 impl<'a> Suite<'a> {
-    fn new(
+    /// Prepares a run against the lab of `manifest`.
+    pub(super) fn new(
         args: &'a CertifyArgs,
         proxy: SocketAddr,
         proxy_user: Option<(String, String)>,
@@ -480,11 +104,13 @@ impl<'a> Suite<'a> {
         })
     }
 
+    /// This run's device id for `model`.
     fn device(&self, model: Connectivity) -> String {
         format!("mdelab-certify-{}-{}", self.nonce, model.name())
     }
 
-    async fn run(self) -> Result<Report> {
+    /// Runs every family of checks (the long polls alongside the others).
+    pub(super) async fn run(self) -> Result<Results> {
         if !self
             .lab
             .admin
@@ -539,66 +165,15 @@ impl<'a> Suite<'a> {
             Vec::new()
         };
         let notes = self.credentials_note(&reach).await;
-
-        let region = self.args.region;
-        let hold = self.args.hold;
-        let mib = self.args.upload_mib;
-        let posts_n = self.args.posts;
-        let mut families: Vec<(String, Vec<Item>)> = vec![
-            (
-                format!(
-                    "Reachability: every {region} HTTPS endpoint through CONNECT, as SYSTEM (no proxy credentials)"
-                ),
-                reach,
-            ),
-            (
-                "TLS inspection: each MDE host must serve the lab's chain through the proxy (pins hold)".into(),
-                inspection,
-            ),
-            (
-                format!("CnC long poll: held {hold} s through the proxy"),
-                long_polls,
-            ),
-            (
-                format!("Sample upload: {mib} MiB block blob through the proxy, SHA-256 compared in the cloud"),
-                uploads,
-            ),
-            (
-                format!(
-                    "Cyber data (1DS): {} of {LINES_PER_POST} events per model, events compared in the cloud",
-                    plural(posts_n as usize, "post")
-                ),
-                posts,
-            ),
-            (
-                "CRL/CTL over plain HTTP (port 80, absolute-form) through the proxy".into(),
-                crl,
-            ),
-        ];
-        if !deny.is_empty() {
-            families.push((
-                "Denial: a destination outside MDE must be refused (no open relay)".into(),
-                deny,
-            ));
-        }
-        let all: Vec<&Item> = families.iter().flat_map(|(_, items)| items).collect();
-        let mut summary = notes;
-        summary.push(verdict_line(&self.args.proxy, &all));
-        let sections = families
-            .into_iter()
-            .filter(|(_, items)| !items.is_empty())
-            .map(|(title, items)| Section {
-                title,
-                checks: items.into_iter().map(|i| i.check).collect(),
-            })
-            .collect();
-        Ok(Report {
-            title: format!(
-                "mdelab certify: {} for MDE, region {region}",
-                self.args.proxy.trim_end_matches('/')
-            ),
-            sections,
-            summary,
+        Ok(Results {
+            reach,
+            inspection,
+            long_polls,
+            uploads,
+            posts,
+            crl,
+            deny,
+            notes,
         })
     }
 
@@ -1355,122 +930,6 @@ pub async fn deny_check(proxy: SocketAddr, target: &str, timeout: Duration) -> C
     sensor_check(label, "CONNECT", expected, observed)
 }
 
-/// `VERDICT: <proxy> is fit for MDE (N checks passed)`, or why not, reasons grouped.
-fn verdict_line(proxy: &str, items: &[&Item]) -> String {
-    let proxy = proxy.trim_end_matches('/');
-    let failed: Vec<&&Item> = items.iter().filter(|i| !i.check.as_expected()).collect();
-    if failed.is_empty() {
-        return format!(
-            "VERDICT: {proxy} is fit for MDE ({} passed)",
-            plural(items.len(), "check")
-        );
-    }
-    format!(
-        "VERDICT: {proxy} is NOT fit for MDE: {} failed ({})",
-        plural(failed.len(), "check"),
-        reasons(&failed).join("; ")
-    )
-}
-
-/// The distinct reasons of the failed checks, in order of first appearance: TLS inspection per
-/// issuer with the hosts it covered, everything else counted.
-fn reasons(failed: &[&&Item]) -> Vec<String> {
-    enum Reason {
-        Inspection {
-            issuer: String,
-            pinned: BTreeSet<String>,
-            unpinned: BTreeSet<String>,
-        },
-        Counted {
-            text: String,
-            count: usize,
-        },
-    }
-    let mut order: Vec<String> = Vec::new();
-    let mut reasons: BTreeMap<String, Reason> = BTreeMap::new();
-    for item in failed {
-        if let Some(issuer) = inspecting_issuer(&item.check.observed) {
-            let key = format!("inspection\n{issuer}");
-            if !reasons.contains_key(&key) {
-                order.push(key.clone());
-            }
-            let entry = reasons.entry(key).or_insert_with(|| Reason::Inspection {
-                issuer: issuer.to_owned(),
-                pinned: BTreeSet::new(),
-                unpinned: BTreeSet::new(),
-            });
-            if let Reason::Inspection {
-                pinned, unpinned, ..
-            } = entry
-            {
-                if item.pinned {
-                    pinned.insert(item.host.clone());
-                } else {
-                    unpinned.insert(item.host.clone());
-                }
-            }
-            continue;
-        }
-        let text = item.reason.clone().unwrap_or_else(|| generic_reason(item));
-        if !reasons.contains_key(&text) {
-            order.push(text.clone());
-        }
-        if let Reason::Counted { count, .. } = reasons
-            .entry(text.clone())
-            .or_insert(Reason::Counted { text, count: 0 })
-        {
-            *count += 1;
-        }
-    }
-    order
-        .into_iter()
-        .filter_map(|key| reasons.remove(&key))
-        .map(|reason| match reason {
-            Reason::Inspection {
-                issuer,
-                pinned,
-                unpinned,
-            } => {
-                let mut text = format!("TLS inspection by '{issuer}' on ");
-                if !pinned.is_empty() {
-                    text.push_str(&plural(pinned.len(), "pinned host"));
-                }
-                if !pinned.is_empty() && !unpinned.is_empty() {
-                    text.push_str(" and ");
-                }
-                if !unpinned.is_empty() {
-                    text.push_str(&plural(unpinned.len(), "unpinned host"));
-                }
-                text
-            }
-            Reason::Counted { text, count: 1 } => text,
-            Reason::Counted { text, count } => format!("{text} ({count} checks)"),
-        })
-        .collect()
-}
-
-/// A reason from the verdict alone, for checks that set none.
-fn generic_reason(item: &Item) -> String {
-    match &item.check.observed.verdict {
-        Verdict::ProxyAuthRequired => {
-            "the proxy demands authentication (407) and the sensor, running as SYSTEM, has no credentials".into()
-        }
-        Verdict::ProxyRefused { status } => format!("the proxy refused MDE destinations with {status}"),
-        Verdict::Timeout => "requests through the proxy timed out".into(),
-        Verdict::Refused => "the proxy refused the TCP connection".into(),
-        Verdict::Connected { .. } => format!("{}: unexpected HTTP answers", item.family.name()),
-        other => format!("{}: {}", item.family.name(), other.label()),
-    }
-}
-
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 /// Deterministic pseudo-random bytes (SplitMix64): incompressible, so a proxy that compresses
 /// or caches gains nothing, and reproducible from the seed.
 fn sample_bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -1499,54 +958,9 @@ fn short_hash(lines: &[String]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, lines.join("\n").as_bytes());
     hex::encode(&digest.as_ref()[..6])
 }
-
-/// Prints to stdout; a closed pipe (e.g. `| head`) is not an error.
-fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("failed to write to stdout"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
-
-    #[test]
-    fn options_parse_with_their_defaults() {
-        let args = CertifyArgs::parse_from(["--proxy", "http://127.0.0.1:3128"]).unwrap();
-        assert_eq!(
-            (args.hold, args.upload_mib, args.posts, args.region),
-            (120, 64, 50, Region::Us)
-        );
-        assert_eq!(args.connectivity, ModelChoice::Both);
-        assert_eq!(args.bind, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
-        assert!(!args.check_deny);
-        assert!(CertifyArgs::parse_from(["--proxy", "x:1", "--hold", "0"]).is_err());
-        assert!(
-            CertifyArgs::parse_from(["--proxy", "x:1", "--lab", "m.json", "--bind", "127.0.0.9"])
-                .is_err(),
-            "--bind belongs to the lab started here"
-        );
-    }
-
-    #[tokio::test]
-    async fn proxy_urls_need_http_and_a_port() {
-        assert_eq!(
-            resolve_proxy("http://127.0.0.1:3128/").await.unwrap(),
-            "127.0.0.1:3128".parse().unwrap()
-        );
-        assert!(resolve_proxy("127.0.0.1:8080").await.is_ok());
-        for bad in [
-            "https://127.0.0.1:3128",
-            "http://127.0.0.1",
-            "http://u:p@127.0.0.1:1",
-        ] {
-            assert!(resolve_proxy(bad).await.is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn every_region_and_model_has_a_sample_upload_account() {
@@ -1565,96 +979,5 @@ mod tests {
         assert_eq!(a.len(), 1001);
         assert_eq!(a, sample_bytes(1001, 7));
         assert_ne!(a, sample_bytes(1001, 8));
-    }
-
-    fn failed_item(family: Family, host: &str, pinned: bool, observed: Outcome) -> Item {
-        Item {
-            family,
-            host: host.into(),
-            pinned,
-            check: sensor_check(
-                host.into(),
-                "CONNECT",
-                Verdict::Connected { status: 200 },
-                observed,
-            ),
-            reason: None,
-        }
-    }
-
-    #[test]
-    fn the_verdict_groups_inspection_by_issuer_and_counts_the_rest() {
-        let inspected = |host: &str, pinned| {
-            failed_item(
-                Family::Inspection,
-                host,
-                pinned,
-                Outcome::new(
-                    Verdict::UnknownIssuer,
-                    "x",
-                    Some("Squid Lab Inspection CA".into()),
-                ),
-            )
-        };
-        let items = [
-            inspected("a.example", true),
-            inspected("b.example", true),
-            inspected("a.example", true),
-            inspected("c.example", false),
-            failed_item(
-                Family::Reach,
-                "d.example",
-                true,
-                Outcome::new(Verdict::ProxyAuthRequired, "407", None),
-            ),
-            failed_item(
-                Family::Reach,
-                "e.example",
-                true,
-                Outcome::new(Verdict::ProxyAuthRequired, "407", None),
-            ),
-        ];
-        let refs: Vec<&Item> = items.iter().collect();
-        let line = verdict_line("http://p:1/", &refs);
-        assert_eq!(
-            line,
-            "VERDICT: http://p:1 is NOT fit for MDE: 6 checks failed (TLS inspection by \
-             'Squid Lab Inspection CA' on 2 pinned hosts and 1 unpinned host; the proxy demands \
-             authentication (407) and the sensor, running as SYSTEM, has no credentials (2 checks))"
-        );
-        let ok = Item {
-            check: sensor_check(
-                "x".into(),
-                "CONNECT",
-                Verdict::Connected { status: 200 },
-                Outcome::new(Verdict::Connected { status: 200 }, "ok", None),
-            ),
-            ..failed_item(
-                Family::Reach,
-                "x",
-                true,
-                Outcome::new(Verdict::Timeout, "", None),
-            )
-        };
-        assert_eq!(
-            verdict_line("http://p:1", &[&ok]),
-            "VERDICT: http://p:1 is fit for MDE (1 check passed)"
-        );
-    }
-
-    #[test]
-    fn pins_from_the_manifest_keep_the_lab_labels() {
-        let pin = Pin::of_spki_der(b"key");
-        let set = pins_of(&format!(
-            "{};{}",
-            pin.curl(),
-            Pin::of_spki_der(b"k2").curl()
-        ))
-        .unwrap();
-        assert_eq!(
-            set.label_of(&pin),
-            Some(format!("{PINNED_ISSUING_NAME} leaf key").as_str())
-        );
-        assert!(pins_of("").is_err());
     }
 }
