@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use mdelab_certs::{Pin, PinSet};
 use mdelab_sensor::{DeviceTrust, Network, Route};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 
 use super::AnalyzeOptions;
 use crate::manifest::Manifest;
