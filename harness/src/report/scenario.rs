@@ -212,8 +212,11 @@ pub fn list(list: &ScenarioList, format: ListFormat) -> Result<String> {
                 .iter()
                 .flat_map(|s| {
                     [
-                        [s.name.to_owned(), s.title.to_owned()],
-                        [String::new(), format!("({}) {}", s.source, s.writeup)],
+                        [s.scenario.name.to_owned(), s.scenario.title.to_owned()],
+                        [
+                            String::new(),
+                            format!("({}) {}", s.scenario.source, s.scenario.writeup),
+                        ],
                     ]
                 })
                 .collect();
@@ -221,7 +224,7 @@ pub fn list(list: &ScenarioList, format: ListFormat) -> Result<String> {
             let width = list
                 .scenarios
                 .iter()
-                .map(|s| s.name.len())
+                .map(|s| s.scenario.name.len())
                 .max()
                 .unwrap_or(0);
             for (name, mode) in &list.network_protection {

@@ -16,8 +16,8 @@ use mdelab_certs::Profile;
 use mdelab_certs::pki::{AZURE_ISSUING_NAME, PINNED_ISSUING_NAME};
 use mdelab_sensor::agent::Onboarding;
 use mdelab_sensor::{
-    self as sensor, ClientKind, DeviceTrust, Network, Origin, Outcome, ProxyRoute, Route, Target,
-    Verdict, wire,
+    self as sensor, ClientKind, DeviceTrust, HttpRequest, HttpResponse, Network, Origin, Outcome,
+    ProxyRoute, Route, Target, Verdict, wire,
 };
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -102,6 +102,19 @@ impl<'a> Suite<'a> {
             models: args.connectivity.models(),
             nonce: hex::encode(rand::random::<[u8; 4]>()),
         })
+    }
+
+    /// Sends one of the sensor's requests to `origin` through the proxy, as SYSTEM.
+    async fn send(&self, origin: &Origin, request: &HttpRequest) -> Result<HttpResponse, Outcome> {
+        sensor::send(
+            origin,
+            ClientKind::Sensor,
+            &self.route,
+            &self.lab.trust,
+            &self.lab.network,
+            request,
+        )
+        .await
     }
 
     /// This run's device id for `model`.
@@ -321,15 +334,7 @@ impl<'a> Suite<'a> {
         request.max_response = 1024 * 1024;
         let expected = Verdict::Connected { status: 201 };
         let started = Instant::now();
-        let result = sensor::send(
-            &origin,
-            ClientKind::Sensor,
-            &self.route,
-            &self.lab.trust,
-            &self.lab.network,
-            &request,
-        )
-        .await;
+        let result = self.send(&origin, &request).await;
         let elapsed = started.elapsed();
         let mut reason = None;
         let observed = match result {
@@ -477,15 +482,7 @@ impl<'a> Suite<'a> {
                 events.push(event);
             }
             let request = wire::onecollector_post(&path, TENANT, &device, &events);
-            let result = sensor::send(
-                &origin,
-                ClientKind::Sensor,
-                &self.route,
-                &self.lab.trust,
-                &self.lab.network,
-                &request,
-            )
-            .await;
+            let result = self.send(&origin, &request).await;
             let failure = match result {
                 Ok(response) => {
                     served_issuer = response.served_issuer.clone();
@@ -958,6 +955,7 @@ fn short_hash(lines: &[String]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, lines.join("\n").as_bytes());
     hex::encode(&digest.as_ref()[..6])
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use mdelab_sensor::route::{Context, RouteChoice, SensorService};
 use mdelab_sensor::{Outcome, Verdict};
 use serde::Serialize;
 
-use super::named::{ExpectRow, Expected, NamedScenario, PhaseSpec};
+use super::named::{ExpectRow, Expected, NamedScenario};
 use super::netprot;
 use super::rig::Hop;
 
@@ -157,21 +157,29 @@ impl ScenarioReport {
         self.counts().1 == 0
     }
 }
-/// One named scenario in the listing.
-#[derive(Clone, Debug, Serialize)]
+/// One named scenario in the listing: the scenario with its machine profile in words (in
+/// place of its TOML).
+#[derive(Clone, Debug)]
 pub struct ListedScenario {
-    /// The name on the command line.
-    pub name: &'static str,
-    /// One line.
-    pub title: &'static str,
-    /// Where in the write-up.
-    pub source: &'static str,
-    /// What the write-up observed.
-    pub writeup: &'static str,
-    /// The machine profile in words.
+    /// The scenario.
+    pub scenario: NamedScenario,
+    /// Its machine profile in words.
     pub profile: Vec<String>,
-    /// The phases and their expectations.
-    pub phases: Vec<PhaseSpec>,
+}
+
+impl Serialize for ListedScenario {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let s = &self.scenario;
+        let mut row = serializer.serialize_struct("ListedScenario", 6)?;
+        row.serialize_field("name", s.name)?;
+        row.serialize_field("title", s.title)?;
+        row.serialize_field("source", s.source)?;
+        row.serialize_field("writeup", s.writeup)?;
+        row.serialize_field("profile", &self.profile)?;
+        row.serialize_field("phases", &s.phases)?;
+        row.end()
+    }
 }
 
 /// `mdelab scenario list`: the proxy-precedence scenarios, then the network-protection ones.
@@ -190,12 +198,8 @@ impl ScenarioList {
             .iter()
             .map(|s| {
                 Ok(ListedScenario {
-                    name: s.name,
-                    title: s.title,
-                    source: s.source,
-                    writeup: s.writeup,
+                    scenario: s.clone(),
                     profile: MachineProfile::from_toml(s.profile)?.summary(),
-                    phases: s.phases.clone(),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
