@@ -1,6 +1,7 @@
 //! The certification's checks: the [`Suite`] run through the proxy under test, family by
 //! family (reachability, TLS inspection, the held CnC poll, the sample upload, the 1DS posts,
-//! CRL/CTL, denial), each producing [`Item`]s. Every request is the sensor's own
+//! CRL/CTL, denial), each producing [`Item`]s; the inspection check is in `inspection.rs`, the
+//! long poll in `long_poll.rs`. Every request is the sensor's own
 //! ([`mdelab_sensor::wire`]); the cloud's side (stored blobs and events) is read through the
 //! admin API.
 
@@ -12,17 +13,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use mdelab_catalog::{Catalog, Connectivity, Region, Scheme, Service};
-use mdelab_certs::Profile;
-use mdelab_certs::pki::{AZURE_ISSUING_NAME, PINNED_ISSUING_NAME};
 use mdelab_sensor::agent::Onboarding;
 use mdelab_sensor::{
-    self as sensor, ClientKind, DeviceTrust, HttpRequest, HttpResponse, Network, Origin, Outcome,
-    ProxyRoute, Route, Target, Verdict, wire,
+    self as sensor, ClientKind, HttpRequest, HttpResponse, Network, Origin, Outcome, ProxyRoute,
+    Route, Target, Verdict, wire,
 };
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::args::CertifyArgs;
+use super::inspection::{exchanged, inspecting_issuer, inspection};
+use super::long_poll::LongPoll;
 use super::model::{Family, Item, Results, sensor_check};
 use super::{LINES_PER_POST, LabView, MIB, STEP_TIMEOUT};
 use crate::manifest::Manifest;
@@ -35,39 +36,6 @@ const PARALLEL_PROBES: usize = 8;
 const UPLOAD_CONTAINER: &str = "mdelab-certify";
 /// The tenant the 1DS posts name.
 const TENANT: &str = "mdelab-certify";
-
-/// Whether `issuer` is one of the lab's issuing CAs (what an uninspected MDE host serves).
-fn is_lab_issuer(issuer: &str) -> bool {
-    issuer == PINNED_ISSUING_NAME || issuer == AZURE_ISSUING_NAME
-}
-
-/// The issuer the lab's chain for `host` carries.
-fn lab_issuer_of(host: &str) -> &'static str {
-    match Catalog::mde().https_host(host).map(|h| h.profile) {
-        Some(Profile::Pinned) => PINNED_ISSUING_NAME,
-        _ => AZURE_ISSUING_NAME,
-    }
-}
-
-/// The issuer that replaced the lab's chain, when an outcome shows TLS inspection.
-pub(super) fn inspecting_issuer(outcome: &Outcome) -> Option<&str> {
-    outcome
-        .served_issuer
-        .as_deref()
-        .filter(|issuer| !is_lab_issuer(issuer))
-}
-
-/// Whether a failed exchange got past the proxy and the TLS handshake (the lab's chain was
-/// served, or it was plain HTTP) and then broke: an HTTP answer, a cut or a timeout.
-fn exchanged(outcome: &Outcome) -> bool {
-    match outcome.verdict {
-        Verdict::Connected { .. } => true,
-        Verdict::Other { .. } | Verdict::Timeout => {
-            outcome.served_issuer.as_deref().is_some_and(is_lab_issuer)
-        }
-        _ => false,
-    }
-}
 
 /// One run of the suite: the proxy under test, SYSTEM's route through it, and the lab.
 pub(super) struct Suite<'a> {
@@ -673,191 +641,6 @@ fn sample_account(region: Region, model: Connectivity) -> Option<(String, Option
         .next()
         .filter(|a| !a.is_empty())?;
     Some((account.to_owned(), Some(endpoint.host.clone())))
-}
-
-/// One held CnC poll, owning everything it needs so it can run on its own task.
-struct LongPoll {
-    origin: Origin,
-    path: String,
-    device: String,
-    hold: Duration,
-    route: Route,
-    trust: DeviceTrust,
-    network: Network,
-}
-
-impl LongPoll {
-    async fn run(self) -> Item {
-        let hold_secs = self.hold.as_secs();
-        let request = wire::cnc_poll(&self.path, self.hold, &self.device)
-            // Room beyond the hold for a slow proxy; a proxy that holds longer still fails.
-            .timeout(self.hold + Duration::from_secs(10).max(self.hold / 4));
-        let target = format!(
-            "GET https://{}{}?hold={hold_secs}",
-            self.origin.host, self.path
-        );
-        let started = Instant::now();
-        let result = sensor::send(
-            &self.origin,
-            ClientKind::Sensor,
-            &self.route,
-            &self.trust,
-            &self.network,
-            &request,
-        )
-        .await;
-        let elapsed = started.elapsed();
-        let secs = elapsed.as_secs_f64();
-        // The cloud answers 204 exactly when the hold ends; allow for timer granularity.
-        let held_fully = elapsed + Duration::from_millis(100) >= self.hold;
-        let mut reason = None;
-        let observed = match result {
-            Ok(response) if response.status == 204 && held_fully => Outcome::new(
-                Verdict::Connected { status: 204 },
-                format!(
-                    "204 No Content after the full {hold_secs} s hold: the proxy kept the idle tunnel open"
-                ),
-                response.served_issuer,
-            ),
-            Ok(response) if response.status == 204 => {
-                reason = Some(format!(
-                    "the lab answered the CnC poll after {secs:.0} s, before the {hold_secs} s asked: its hold cap is lower (a lab setting, not the proxy: start it with `mdelab up --cnc-max-hold {hold_secs}`)"
-                ));
-                Outcome::new(
-                    Verdict::Other {
-                        detail: "the lab's hold cap is below --hold".into(),
-                    },
-                    format!(
-                        "204 after only {secs:.1} s of the {hold_secs} s asked: the lab caps CnC holds lower (mdelab up --cnc-max-hold)"
-                    ),
-                    response.served_issuer,
-                )
-            }
-            Ok(response) => Outcome::new(
-                Verdict::Connected {
-                    status: response.status,
-                },
-                format!("the gateway answered {} after {secs:.1} s", response.status),
-                response.served_issuer,
-            ),
-            Err(outcome) => {
-                // Past the TLS handshake (the lab's chain was served), a broken exchange is the
-                // proxy cutting the held tunnel.
-                let after_handshake = outcome.served_issuer.as_deref().is_some_and(is_lab_issuer);
-                if !after_handshake {
-                    // Refused before the poll began (407, inspection…): nothing was held.
-                    return self.item(target, outcome, None);
-                }
-                if matches!(outcome.verdict, Verdict::Other { .. } | Verdict::Timeout) {
-                    reason = Some(format!(
-                        "the proxy cut the CnC long poll to {} after {secs:.0} s of a {hold_secs} s hold",
-                        self.origin.host
-                    ));
-                }
-                let evidence = format!(
-                    "after {secs:.1} s of a {hold_secs} s hold: {}",
-                    outcome.evidence
-                );
-                Outcome {
-                    evidence,
-                    ..outcome
-                }
-            }
-        };
-        self.item(target, observed, reason)
-    }
-
-    fn item(&self, target: String, observed: Outcome, reason: Option<String>) -> Item {
-        Item {
-            family: Family::LongPoll,
-            host: self.origin.host.clone(),
-            pinned: self.origin.pinned,
-            check: sensor_check(
-                target,
-                "CONNECT",
-                Verdict::Connected { status: 204 },
-                observed,
-            ),
-            reason,
-        }
-    }
-}
-
-/// One check per MDE host, from the reachability probes: the chain it served through the proxy
-/// must be the lab's. When another issuer served it, the proxy inspects TLS and the evidence
-/// names that issuer (what Microsoft's own connectivity tests report).
-fn inspection(reach: &[Item]) -> Vec<Item> {
-    let mut hosts: Vec<&str> = Vec::new();
-    for item in reach {
-        if !hosts.contains(&item.host.as_str()) {
-            hosts.push(&item.host);
-        }
-    }
-    hosts
-        .into_iter()
-        .filter_map(|host| {
-            let of_host: Vec<&Item> = reach.iter().filter(|i| i.host == host).collect();
-            // Prefer a probe that got as far as seeing a chain.
-            let item = of_host
-                .iter()
-                .find(|i| i.check.observed.served_issuer.is_some())
-                .or_else(|| of_host.first())?;
-            let observed = &item.check.observed;
-            let lab_issuer = lab_issuer_of(host);
-            let pin_note = if item.pinned {
-                "the sensor's pins hold"
-            } else {
-                "not pinned by the sensor"
-            };
-            let outcome = match observed.served_issuer.as_deref() {
-                Some(issuer) if is_lab_issuer(issuer) => {
-                    let verdict = match &observed.verdict {
-                        Verdict::Connected { .. } => item.check.expected.clone(),
-                        other => other.clone(),
-                    };
-                    Outcome::new(
-                        verdict,
-                        format!("the lab's chain (issued by '{issuer}'): not inspected; {pin_note}"),
-                        Some(issuer.to_owned()),
-                    )
-                }
-                Some(issuer) => {
-                    let verdict = match &observed.verdict {
-                        // A chain the device trusted but not the lab's: still inspection.
-                        Verdict::Connected { .. } => Verdict::Other {
-                            detail: "TLS inspection".into(),
-                        },
-                        other => other.clone(),
-                    };
-                    Outcome::new(
-                        verdict,
-                        format!(
-                            "TLS inspection detected: chain issued by '{issuer}' instead of the lab's '{lab_issuer}' ({})",
-                            observed.evidence
-                        ),
-                        Some(issuer.to_owned()),
-                    )
-                }
-                None => Outcome::new(
-                    observed.verdict.clone(),
-                    format!("no chain to look at: {}", observed.evidence),
-                    None,
-                ),
-            };
-            Some(Item {
-                family: Family::Inspection,
-                host: host.to_owned(),
-                pinned: item.pinned,
-                check: sensor_check(
-                    host.to_owned(),
-                    "CONNECT + TLS",
-                    item.check.expected.clone(),
-                    outcome,
-                ),
-                reason: None,
-            })
-        })
-        .collect()
 }
 
 /// Asks the proxy for a tunnel to `target` (`host:port`, outside MDE): passes when it refuses

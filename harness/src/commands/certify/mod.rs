@@ -21,11 +21,13 @@
 //! in-process lab and for a running `mdelab up` (`--lab MANIFEST`) alike: one code path.
 //!
 //! Here: the lab this runs against and [`certify`]; `args.rs` the options, `checks.rs` the
-//! suite, `model.rs` its results and the [`Report`] they make, `verdict.rs` the verdict line.
-//! The report is rendered by [`crate::report`].
+//! suite (with `inspection.rs` and `long_poll.rs`), `model.rs` its results and the [`Report`]
+//! they make, `verdict.rs` the verdict line. The report is rendered by [`crate::report`].
 
 mod args;
 mod checks;
+mod inspection;
+mod long_poll;
 mod model;
 mod verdict;
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mdelab_sensor::Verdict;
 
-use super::checks::inspecting_issuer;
+use super::inspection::inspecting_issuer;
 use super::model::Item;
 
 /// `VERDICT: <proxy> is fit for MDE (N checks passed)`, or why not, reasons grouped.

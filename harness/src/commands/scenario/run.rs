@@ -7,7 +7,7 @@
 //! connect, close); and the catalog probe of the service family for the others (the CnC
 //! gateway's `/commands/test`, the sample and Auto-IR storage accounts, MAPS, settings
 //! management, the CRL, and Windows Update for contrast).
-
+//!
 //! The reports' model is in `model.rs`; their renderings ([`render`], [`table`]) are in
 //! [`crate::report::scenario`], re-exported here where tools and tests found them.
 
