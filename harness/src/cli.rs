@@ -1,20 +1,22 @@
 //! The `mdelab` command line: the top-level parser and its dispatch. Names are stable: scripts
 //! and CI depend on them.
 //!
-//! Each subcommand's options are its own `args.rs` under [`crate::commands`] (or, for the
-//! commands not moved yet, [`crate::certify`], [`crate::analyze`] and [`crate::scenario`]).
+//! Each subcommand's options are its own `args.rs` under [`crate::commands`].
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::commands::analyze::AnalyzeArgs;
+use crate::commands::certify::CertifyArgs;
 use crate::commands::demo::DemoArgs;
 use crate::commands::endpoints::EndpointsArgs;
 use crate::commands::env::EnvArgs;
 use crate::commands::hunt::HuntArgs;
 use crate::commands::proxy::ProxyCommand;
+use crate::commands::scenario::ScenarioCommand;
 use crate::commands::up::UpArgs;
 use crate::commands::wait::WaitArgs;
-use crate::commands::{demo, endpoints, env, hunt, proxy, up, wait};
+use crate::commands::{analyze, certify, demo, endpoints, env, hunt, proxy, scenario, up, wait};
 
 /// An offline imitation of the Microsoft Defender for Endpoint cloud, with a pinning sensor.
 #[derive(Debug, Parser)]
@@ -43,12 +45,12 @@ pub enum Command {
     /// Block until a lab started elsewhere is ready (exit 0), or the timeout passes (exit 1).
     Wait(WaitArgs),
     /// Certify a proxy for MDE: run the connectivity suite through it against the lab.
-    Certify(crate::certify::CertifyArgs),
+    Certify(CertifyArgs),
     /// Proxy-precedence scenarios: which proxy the sensor really uses.
     #[command(subcommand)]
-    Scenario(crate::scenario::ScenarioCommand),
+    Scenario(ScenarioCommand),
     /// The Client Analyzer's connectivity view of a machine profile or a proxy.
-    Analyze(crate::analyze::AnalyzeArgs),
+    Analyze(AnalyzeArgs),
     /// Advanced hunting on a running lab: a KQL subset over DeviceNetworkEvents.
     Hunt(HuntArgs),
     /// Print the endpoint catalog.
@@ -78,9 +80,9 @@ pub async fn run(cli: Cli) -> Result<bool> {
         Command::Proxy(command) => proxy::execute(command).await,
         Command::Env(args) => env::execute(&args),
         Command::Wait(args) => wait::execute(&args).await,
-        Command::Certify(args) => crate::certify::run(args).await,
-        Command::Scenario(command) => crate::scenario::run(command).await,
-        Command::Analyze(args) => crate::analyze::run(args).await,
+        Command::Certify(args) => certify::execute(&args).await,
+        Command::Scenario(command) => scenario::execute(command).await,
+        Command::Analyze(args) => analyze::execute(&args).await,
         Command::Hunt(args) => hunt::execute(&args).await,
         Command::Endpoints(args) => endpoints::execute(&args),
     }

@@ -48,25 +48,31 @@
 //!   - [`commands::endpoints`]: `mdelab endpoints`, the catalog;
 //!   - [`commands::proxy`]: `mdelab proxy connect|inspect`, one lab proxy alone;
 //!   - [`commands::env`], [`commands::wait`], [`commands::hunt`]: `mdelab env`, `wait` and
-//!     `hunt` for a lab started elsewhere.
-//! - [`certify`]: `mdelab certify`, the connectivity suite through a vendor's proxy.
-//! - [`scenario`]: proxy-precedence scenarios (`mdelab scenario`).
-//! - [`analyze`]: the Client Analyzer's connectivity view (`mdelab analyze`).
-//! - [`report`]: the report models and their one renderer: [`report::table`] (the one column
-//!   aligner), [`report::json`], [`report::junit`] (the one JUnit writer), [`report::csv`].
+//!     `hunt` for a lab started elsewhere;
+//!   - [`commands::certify`] (also [`certify`]): `mdelab certify`, the connectivity suite
+//!     through a vendor's proxy (`checks.rs` the suite, `model.rs` its results and report,
+//!     `verdict.rs` the verdict line);
+//!   - [`commands::scenario`] (also [`scenario`]): `mdelab scenario`, the proxy-precedence
+//!     scenarios (`named.rs` the definitions, `rig.rs` and `wpad.rs` the lab around the device,
+//!     `run.rs` the runner, `model.rs` the report model, `netprot.rs` network protection);
+//!   - [`commands::analyze`] (also [`analyze`]): `mdelab analyze`, the Client Analyzer's
+//!     connectivity view (`env.rs` where it runs, `analysis.rs` the checks, `model.rs` the
+//!     model).
+//! - [`report`]: the report models shared by several commands and the one renderer of every
+//!   model: [`report::table`] (the one column aligner), [`report::json`], [`report::junit`]
+//!   (the one JUnit writer), [`report::csv`], [`report::html`], and the views of one command:
+//!   [`report::analyze`] (the Windows analyzer and mdatp text), [`report::scenario`] (the
+//!   scenario tables, JUnit and listing).
 
 pub mod admin_client;
-pub mod analyze;
-pub mod certify;
 pub mod cli;
 pub mod commands;
 pub mod lab;
 pub mod manifest;
 pub mod report;
-pub mod scenario;
 
 pub use admin_client::AdminClient;
-pub use commands::demo;
+pub use commands::{analyze, certify, demo, scenario};
 pub use lab::{Lab, LabBuilder, LabOptions};
 pub use manifest::Manifest;
 pub use report::{Format, Report};

@@ -3,14 +3,18 @@
 //! A command builds a model ([`Report`] of [`Section`]s of [`Check`]s, an endpoint listing, a
 //! [`Grid`] of hunting results) and this module renders it: [`table`] for people (the one
 //! column aligner), [`json`] for machines, [`junit`] for CI dashboards (the one JUnit writer),
-//! [`csv`] for spreadsheets, [`html`] for a page to hand over.
+//! [`csv`] for spreadsheets, [`html`] for a page to hand over. The views of one command's own
+//! model live here too: [`analyze`] (the Windows Client Analyzer and mdatp text) and
+//! [`scenario`] (the scenario tables, JSON, JUnit and listing).
 //!
 //! A report holds no ports, times or hashes, so a snapshot of it is stable across runs.
 
+pub mod analyze;
 pub mod csv;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod scenario;
 pub mod table;
 
 use anyhow::Result;

@@ -195,7 +195,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, test 1",
             writeup: "Live Response succeeds through PROX01; the Client Analyzer shows \
                       Method=NamedWinHttp, default proxy and WPAD succeed, direct times out (12002).",
-            profile: include_str!("../../profiles/winhttp-only.toml"),
+            profile: include_str!("../../../profiles/winhttp-only.toml"),
             phases: vec![phase("nobody logged on", false, all(H, P1, Works), 0)],
         },
         NamedScenario {
@@ -204,7 +204,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, test 2",
             writeup: "The sensor still uses WinHTTP (PROX01): it runs as SYSTEM. Live Response \
                       works through PROX01.",
-            profile: include_str!("../../profiles/winhttp-wininet-user.toml"),
+            profile: include_str!("../../../profiles/winhttp-wininet-user.toml"),
             phases: vec![phase(
                 "a user is logged on",
                 true,
@@ -227,7 +227,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             writeup: "No sensor traffic at all; a Live Response session times out. The sensor \
                       caches its signals and uploads them once a user logs on and the WinINet \
                       proxy becomes usable (the timeline fills in after log-on).",
-            profile: include_str!("../../profiles/wininet-only.toml"),
+            profile: include_str!("../../../profiles/wininet-only.toml"),
             phases: vec![
                 phase("nobody logged on", false, all(D, NONE, TimesOut), N),
                 phase("the user logs on", true, wininet_with_user(), 0),
@@ -239,7 +239,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, test 3b",
             writeup: "Most features work, but Live Response still times out. In the Client \
                       Analyzer only the SampleUpload and MdeConfigMgr URL groups are reachable.",
-            profile: include_str!("../../profiles/wininet-only-user.toml"),
+            profile: include_str!("../../../profiles/wininet-only-user.toml"),
             phases: vec![phase("a user is logged on", true, wininet_with_user(), 0)],
         },
         NamedScenario {
@@ -248,7 +248,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, test 4",
             writeup: "Everything works, including Live Response, right after reboot; nothing \
                       else on the device has Internet access (not even Windows Update).",
-            profile: include_str!("../../profiles/static-only.toml"),
+            profile: include_str!("../../../profiles/static-only.toml"),
             phases: vec![phase(
                 "nobody logged on",
                 false,
@@ -262,7 +262,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, test 5",
             writeup: "Live Response uses the static proxy (PROX03); user-context services use \
                       WinINet (PROX02); the other SYSTEM services use WinHTTP (PROX01).",
-            profile: include_str!("../../profiles/all-three.toml"),
+            profile: include_str!("../../../profiles/all-three.toml"),
             phases: vec![phase(
                 "a user is logged on",
                 true,
@@ -286,7 +286,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, rules (and reference §4.5, S5)",
             writeup: "Static proxy, when set, carries the sensor's EDR, command-and-control and \
                       Live Response traffic; unreachable static proxy → direct.",
-            profile: include_str!("../../profiles/static-unreachable.toml"),
+            profile: include_str!("../../../profiles/static-unreachable.toml"),
             phases: vec![phase(
                 "nobody logged on, direct traffic allowed",
                 false,
@@ -309,7 +309,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, rules",
             writeup: "Without a static proxy, SYSTEM services use WinHTTP (named or WPAD); Live \
                       Response in particular needs a SYSTEM-usable route.",
-            profile: include_str!("../../profiles/winhttp-wpad.toml"),
+            profile: include_str!("../../../profiles/winhttp-wpad.toml"),
             phases: vec![phase("nobody logged on", false, all(W, P1, Works), 0)],
         },
         NamedScenario {
@@ -318,7 +318,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, authenticated proxies: workstation, user logged on",
             writeup: "Works through the user's credentials (WinINet); SYSTEM traffic has no \
                       credentials.",
-            profile: include_str!("../../profiles/auth-proxy-user.toml"),
+            profile: include_str!("../../../profiles/auth-proxy-user.toml"),
             phases: vec![phase("a user is logged on", true, auth_with_user(), 0)],
         },
         NamedScenario {
@@ -328,7 +328,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             writeup: "Sensor does not work: no authentication context. Live Response, \
                       cloud-delivered protection, EDR data, command-and-control and automated \
                       investigation fail; signals are cached and sent after a user logs on.",
-            profile: include_str!("../../profiles/auth-proxy-no-user.toml"),
+            profile: include_str!("../../../profiles/auth-proxy-no-user.toml"),
             phases: vec![
                 phase("nobody logged on", false, all(H, P1, ProxyAuth), N),
                 phase("the user logs on", true, auth_with_user(), 0),
@@ -340,7 +340,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, unauthenticated proxies: TLS inspection",
             writeup: "TLS inspection must be excluded: MDE pins certificates, inspection breaks \
                       the connection, whichever route it took.",
-            profile: include_str!("../../profiles/inspecting-proxy.toml"),
+            profile: include_str!("../../../profiles/inspecting-proxy.toml"),
             phases: vec![phase(
                 "nobody logged on",
                 false,
@@ -364,7 +364,7 @@ pub fn scenarios() -> Vec<NamedScenario> {
             source: "proxy-precedence.md, unauthenticated proxies: TLS inspection excluded",
             writeup: "With the MDE hosts excluded from inspection, the proxy works like any \
                       unauthenticated proxy.",
-            profile: include_str!("../../profiles/inspecting-proxy-bypass.toml"),
+            profile: include_str!("../../../profiles/inspecting-proxy-bypass.toml"),
             phases: vec![phase(
                 "nobody logged on",
                 false,

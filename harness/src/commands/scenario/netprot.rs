@@ -32,7 +32,7 @@ use mdelab_sensor::netprot::{
 use mdelab_sensor::{Outcome, ProxyRoute, Route, Verdict};
 
 /// The machine profile of these scenarios (network protection set per scenario).
-pub const PROFILE: &str = include_str!("../../profiles/network-protection.toml");
+pub const PROFILE: &str = include_str!("../../../profiles/network-protection.toml");
 
 /// The scenarios, by name.
 pub const SCENARIOS: [(&str, NetworkProtection); 3] = [

@@ -7,24 +7,26 @@
 //! connect, close); and the catalog probe of the service family for the others (the CnC
 //! gateway's `/commands/test`, the sample and Auto-IR storage accounts, MAPS, settings
 //! management, the CRL, and Windows Update for contrast).
-
-use std::fmt::Write as _;
+//!
+//! The reports' model is in `model.rs`; their renderings ([`render`], [`table`]) are in
+//! [`crate::report::scenario`], re-exported here where tools and tests found them.
 
 use anyhow::{Context as _, Result};
 use mdelab_catalog::{Catalog, Connectivity, Endpoint, Region};
 use mdelab_mock_cloud::store::events::EventFilter;
 use mdelab_mock_cloud::store::live_response::SessionState;
-use serde::Serialize;
 
-use super::named::{ExpectRow, Expected, NamedScenario, PhaseSpec};
+use super::model::{CacheRow, ExpectedView, PhaseReport, ScenarioReport, ServiceRow};
+use super::named::{NamedScenario, PhaseSpec};
 use super::profile::MachineProfile;
 use super::rig::{DEVICE_ID, Hop, ORG_ID, Rig, RigOptions};
-use super::route::{Context, Decision, RouteChoice, SensorService, Step, Trigger, select_route};
-use crate::report::Format;
+use super::route::{Decision, RouteChoice, SensorService, Step, Trigger, select_route};
 use mdelab_sensor::agent::Onboarding;
 use mdelab_sensor::{
     ClientKind, HttpRequest, HttpResponse, Origin, Outcome, Target, Verdict, wire,
 };
+
+pub use crate::report::scenario::{render, table};
 
 /// Events the device generates at the start of every phase (cached until uploaded).
 pub const EVENTS_PER_PHASE: usize = 5;
@@ -237,150 +239,6 @@ fn answered(response: &HttpResponse, what: &str) -> Outcome {
         evidence,
         response.served_issuer.clone(),
     )
-}
-
-/// What became of one service in one phase.
-#[derive(Clone, Debug, Serialize)]
-pub struct ServiceRow {
-    /// The service.
-    pub service: SensorService,
-    /// The URL its request went to.
-    pub url: String,
-    /// Whose request it was first (SYSTEM or the user).
-    pub context: Context,
-    /// Why the rules chose the route.
-    pub reason: String,
-    /// The proxy settings followed, in order.
-    pub route: Vec<RouteChoice>,
-    /// What the proxies' access logs say, in order (empty: no proxy saw it).
-    pub hops: Vec<Hop>,
-    /// The final outcome on the device.
-    pub outcome: Outcome,
-    /// Notes: WPAD answers, fall-backs, Live Response session state, cache uploads.
-    pub notes: Vec<String>,
-    /// What the write-up says.
-    pub expected: ExpectedView,
-    /// Whether route, carriers and outcome all match.
-    pub as_expected: bool,
-}
-
-/// The expectation, resolved to a verdict.
-#[derive(Clone, Debug, Serialize)]
-pub struct ExpectedView {
-    /// The proxy settings followed.
-    pub route: Vec<RouteChoice>,
-    /// The proxies that carry it.
-    pub via: Vec<String>,
-    /// The outcome in the write-up's terms.
-    pub outcome: Expected,
-    /// The verdict that means.
-    pub verdict: Verdict,
-}
-
-impl ExpectedView {
-    fn new(row: &ExpectRow, ok_status: u16) -> Self {
-        Self {
-            route: row.route.to_vec(),
-            via: row.via.iter().map(|&s| s.to_owned()).collect(),
-            outcome: row.outcome,
-            verdict: match row.outcome {
-                Expected::Works => Verdict::Connected { status: ok_status },
-                Expected::TimesOut => Verdict::Timeout,
-                Expected::ProxyAuth => Verdict::ProxyAuthRequired,
-                Expected::PinBroken => Verdict::PinMismatch,
-            },
-        }
-    }
-}
-
-impl ServiceRow {
-    /// The proxies that carried it, by name, in order.
-    pub fn via(&self) -> Vec<String> {
-        self.hops
-            .iter()
-            .filter(|h| h.logged())
-            .map(|h| h.proxy.clone())
-            .collect()
-    }
-}
-
-/// The device's event cache over a phase.
-#[derive(Clone, Debug, Serialize)]
-pub struct CacheRow {
-    /// Events generated so far (all phases).
-    pub generated: usize,
-    /// Events still in the device's cache at the end of the phase.
-    pub cached: usize,
-    /// Events the cloud holds for the device (from the cloud's event store).
-    pub accepted_by_cloud: usize,
-    /// What the write-up implies is left in the cache.
-    pub expected_cached: usize,
-    /// Whether the cache and the cloud agree with it.
-    pub as_expected: bool,
-}
-
-/// One phase's results.
-#[derive(Clone, Debug, Serialize)]
-pub struct PhaseReport {
-    /// What the phase is.
-    pub title: String,
-    /// Whether a user was logged on.
-    pub user_logged_on: bool,
-    /// One row per service.
-    pub rows: Vec<ServiceRow>,
-    /// The event cache.
-    pub cache: CacheRow,
-    /// Direct connections of the device the gateway dropped during the phase.
-    pub gateway_dropped: u64,
-}
-
-/// One scenario's results.
-#[derive(Clone, Debug, Serialize)]
-pub struct ScenarioReport {
-    /// The scenario's name.
-    pub name: String,
-    /// One line.
-    pub title: String,
-    /// Where in the write-up.
-    pub source: String,
-    /// What the write-up observed.
-    pub writeup: String,
-    /// The profile in words.
-    pub profile: Vec<String>,
-    /// The device's source address (what the gateway rule blocks).
-    pub device_ip: String,
-    /// The real addresses of the lab proxies (the tables print names and port 3128).
-    pub proxy_addrs: std::collections::BTreeMap<String, std::net::SocketAddr>,
-    /// The phases.
-    pub phases: Vec<PhaseReport>,
-}
-
-impl ScenarioReport {
-    /// How many rows (services and caches) matched, and how many did not.
-    pub fn counts(&self) -> (usize, usize) {
-        let mut ok = 0;
-        let mut bad = 0;
-        for phase in &self.phases {
-            for matched in phase
-                .rows
-                .iter()
-                .map(|r| r.as_expected)
-                .chain([phase.cache.as_expected])
-            {
-                if matched {
-                    ok += 1;
-                } else {
-                    bad += 1;
-                }
-            }
-        }
-        (ok, bad)
-    }
-
-    /// Whether everything matched the write-up.
-    pub fn all_as_expected(&self) -> bool {
-        self.counts().1 == 0
-    }
 }
 
 fn event(seq: usize) -> serde_json::Value {
@@ -682,188 +540,4 @@ async fn run_phase(
         });
     }
     (rows, accepted)
-}
-
-fn route_label(route: &[RouteChoice]) -> String {
-    let names: Vec<&str> = route.iter().map(|r| r.name()).collect();
-    names.join(" → ")
-}
-
-fn via_label(hops: &[Hop]) -> String {
-    if hops.is_empty() {
-        return "-".into();
-    }
-    let labels: Vec<String> = hops.iter().map(Hop::label).collect();
-    labels.join(" → ")
-}
-
-fn expected_label(e: &ExpectedView) -> String {
-    let via = if e.via.is_empty() {
-        "-".to_owned()
-    } else {
-        e.via.join(" → ")
-    };
-    format!("{}, {via}, {}", route_label(&e.route), e.verdict.label())
-}
-
-/// Renders reports (one or several scenarios).
-pub fn render(reports: &[ScenarioReport], format: Format) -> Result<String> {
-    match format {
-        Format::Table => Ok(reports.iter().map(table).collect::<Vec<_>>().join("\n")),
-        Format::Json => {
-            let wrapped: Vec<_> = reports
-                .iter()
-                .map(|report| crate::report::json::WithCounts::new(report, report.counts()))
-                .collect();
-            let value = if wrapped.len() == 1 {
-                serde_json::to_value(&wrapped[0])
-            } else {
-                serde_json::to_value(&wrapped)
-            }
-            .context("failed to serialise the scenario report")?;
-            serde_json::to_string_pretty(&value).context("failed to serialise the scenario report")
-        }
-        Format::Junit => junit(reports),
-    }
-}
-
-/// The table of one scenario.
-pub fn table(report: &ScenarioReport) -> String {
-    let mut out =
-        crate::report::table::heading(&format!("Scenario {}: {}", report.name, report.title));
-    let _ = writeln!(out, "Source:   {}", report.source);
-    let _ = writeln!(out, "Write-up: {}", report.writeup);
-    out.push_str("Profile:\n");
-    for line in &report.profile {
-        let _ = writeln!(out, "  {line}");
-    }
-    for (n, phase) in report.phases.iter().enumerate() {
-        let heading = if report.phases.len() > 1 {
-            format!("Phase {}: {}", n + 1, phase.title)
-        } else {
-            format!("Phase: {}", phase.title)
-        };
-        let _ = write!(out, "\n{heading}\n");
-        let header = [
-            "SERVICE",
-            "CONTEXT",
-            "ROUTE",
-            "CARRIED BY",
-            "OUTCOME",
-            "EXPECTED (route, proxies, outcome)",
-            "",
-        ];
-        let rows: Vec<Vec<String>> = phase
-            .rows
-            .iter()
-            .map(|r| {
-                vec![
-                    r.service.name().to_owned(),
-                    r.context.name().to_owned(),
-                    route_label(&r.route),
-                    via_label(&r.hops),
-                    r.outcome.verdict.label(),
-                    expected_label(&r.expected),
-                    crate::report::table::mark(r.as_expected).to_owned(),
-                ]
-            })
-            .collect();
-        out.push_str(&crate::report::table::align("  ", &header, &rows));
-        let c = &phase.cache;
-        let _ = writeln!(
-            out,
-            "  event cache: {} generated, {} still cached, {} accepted by the cloud (expected {} cached)  {}",
-            c.generated,
-            c.cached,
-            c.accepted_by_cloud,
-            c.expected_cached,
-            crate::report::table::mark(c.as_expected)
-        );
-        let _ = writeln!(
-            out,
-            "  gateway: dropped {} direct connection(s) from the device ({})",
-            phase.gateway_dropped, report.device_ip
-        );
-        out.push_str("  why:\n");
-        for r in &phase.rows {
-            let mut line = format!("{}: {}", r.service, r.reason);
-            for note in &r.notes {
-                let _ = write!(line, "; {note}");
-            }
-            let _ = write!(line, "; {}", r.outcome.evidence);
-            for hop in r.hops.iter().filter(|h| h.tls.is_some()) {
-                let _ = write!(
-                    line,
-                    " [{}: {}]",
-                    hop.proxy,
-                    hop.tls.as_deref().unwrap_or_default()
-                );
-            }
-            let _ = writeln!(out, "  - {line}");
-        }
-    }
-    let (passed, failed) = report.counts();
-    let _ = write!(
-        out,
-        "\n{passed} as expected, {failed} not as expected ({})\n",
-        if failed == 0 {
-            "the lab reproduces the write-up"
-        } else {
-            "see the rows marked !!"
-        }
-    );
-    out
-}
-
-/// One suite per scenario phase: a case per service, and one for the event cache.
-fn junit(reports: &[ScenarioReport]) -> Result<String> {
-    use crate::report::junit::{Case, Failure, Suite};
-    let mut suites = Vec::new();
-    for report in reports {
-        for (n, phase) in report.phases.iter().enumerate() {
-            let cases = phase
-                .rows
-                .iter()
-                .map(|r| {
-                    let observed = format!(
-                        "{}, {}, {}",
-                        route_label(&r.route),
-                        via_label(&r.hops),
-                        r.outcome.verdict.label()
-                    );
-                    (
-                        r.service.name().to_owned(),
-                        r.as_expected,
-                        observed,
-                        expected_label(&r.expected),
-                        r.outcome.evidence.clone(),
-                    )
-                })
-                .chain([(
-                    "event-cache".to_owned(),
-                    phase.cache.as_expected,
-                    format!(
-                        "{} cached, {} accepted by the cloud",
-                        phase.cache.cached, phase.cache.accepted_by_cloud
-                    ),
-                    format!("{} cached", phase.cache.expected_cached),
-                    String::new(),
-                )])
-                .map(|(name, ok, observed, expected, evidence)| Case {
-                    name,
-                    classname: format!("mdelab.scenario.{}", report.name),
-                    failure: (!ok).then(|| Failure {
-                        message: format!("expected {expected}, observed {observed}"),
-                        description: evidence,
-                    }),
-                    system_out: observed,
-                })
-                .collect();
-            suites.push(Suite {
-                name: format!("{} (phase {}: {})", report.name, n + 1, phase.title),
-                cases,
-            });
-        }
-    }
-    crate::report::junit::render("mdelab scenarios", &suites)
 }

@@ -1,0 +1,43 @@
+//! `mdelab analyze` options.
+
+use std::path::PathBuf;
+
+use super::DEFAULT_STEP_TIMEOUT_MS;
+
+/// Output of `mdelab analyze`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnalyzeFormat {
+    /// The Windows Client Analyzer's text (`Testing URL : …`, five methods per URL).
+    #[default]
+    Table,
+    /// The macOS/Linux `mdatp connectivity test` view.
+    Mdatp,
+    /// The Windows view as JSON.
+    Json,
+}
+
+/// Options of `mdelab analyze`.
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// A machine profile (TOML) to analyze.
+    #[arg(long, conflicts_with = "scenario")]
+    pub profile: Option<PathBuf>,
+    /// The machine profile of a named scenario (see `mdelab scenario list`).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// A proxy given on the analyzer's command line (method 5): `http://host:port`,
+    /// `host:port`, or a lab proxy name (`PROX02`).
+    #[arg(long)]
+    pub proxy: Option<String>,
+    /// Analyze against a running lab (`mdelab up --manifest FILE`) instead of starting one;
+    /// the profile may then name no lab proxy, and the gateway rule is not enforced.
+    #[arg(long)]
+    pub lab: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: AnalyzeFormat,
+    /// Time each request step may take, in milliseconds (a blocked route's 12002 comes after
+    /// this; every URL is probed at once, so a blocked device takes about this long in all).
+    #[arg(long, default_value_t = DEFAULT_STEP_TIMEOUT_MS)]
+    pub timeout_ms: u64,
+}
