@@ -2,7 +2,7 @@
 //!
 //! - TLS exchanges per second, each on a fresh connection and handshake: direct, through the
 //!   CONNECT proxy (a splice) and through the inspecting proxy (a minted leaf, cached).
-//! - 1DS ingestion: events per second in deflated batches of 100.
+//! - 1DS ingestion: events per second in deflated batches of 100, JSON lines and Bond.
 //! - A large upload through the CONNECT proxy's tunnel (`copy_bidirectional`), MiB/s.
 //!
 //! Run on an otherwise idle machine; the figures vary with it.
@@ -59,13 +59,21 @@ async fn rate(label: &str, lab: &Lab, route: Route, client: ClientKind, trusts_i
     );
 }
 
-async fn ingestion(lab: &Lab) {
+async fn ingestion(lab: &Lab, encoding: wire::UploadEncoding) {
     let origin = Origin::https("us-v20.events.data.microsoft.com", true);
     let events: Vec<serde_json::Value> = (0..100)
-        .map(|i| serde_json::json!({"name": "Bench", "iKey": "o:bench", "data": {"i": i, "pad": "x".repeat(200)}}))
+        .map(|i| serde_json::json!({"ver": "4.0", "name": "Bench", "iKey": "o:bench", "data": {"i": i, "pad": "x".repeat(200)}}))
         .collect();
-    let request = wire::onecollector_post("/OneCollector/1.0", "bench", "bench-device", &events);
+    let request = wire::onecollector_upload(
+        "/OneCollector/1.0",
+        "bench",
+        "bench-device",
+        &events,
+        encoding,
+        None,
+    );
     let posts = 200;
+    let before = lab.cloud().events().stats().accepted;
     let started = Instant::now();
     let (trust, network) = (lab.device_trust(false), lab.network());
     for _ in 0..posts {
@@ -82,10 +90,13 @@ async fn ingestion(lab: &Lab) {
         assert_eq!(response.status, 200);
     }
     let secs = started.elapsed().as_secs_f64();
-    let events = lab.cloud().events().stats().accepted;
+    let events = lab.cloud().events().stats().accepted - before;
+    let label = match encoding {
+        wire::UploadEncoding::Json => "1DS ingestion, JSON lines (zlib, 100 per post)",
+        wire::UploadEncoding::Bond => "1DS ingestion, Bond records (deflate, 100 per post)",
+    };
     println!(
-        "{:<44} {:>8.0} events/s     ({events} accepted in {posts} posts, {secs:.2} s)",
-        "1DS ingestion (deflate, 100 per post)",
+        "{label:<44} {:>8.0} events/s     ({events} accepted in {posts} posts, {secs:.2} s)",
         events as f64 / secs
     );
 }
@@ -146,7 +157,8 @@ fn main() {
         let via = |addr| Route::Proxy(ProxyRoute { addr, credentials: None });
         rate("sensor, through the CONNECT proxy (splice)", &lab, via(lab.connect_proxy().addr), ClientKind::Sensor, false).await;
         rate("browser, through the inspecting proxy", &lab, via(lab.inspect_proxy().addr), ClientKind::Browser, true).await;
-        ingestion(&lab).await;
+        ingestion(&lab, wire::UploadEncoding::Json).await;
+        ingestion(&lab, wire::UploadEncoding::Bond).await;
         upload(&lab).await;
         lab.shutdown().await.unwrap();
     });

@@ -131,6 +131,19 @@ async fn all_three_holds_for_a_streamlined_eu_device() {
     );
 }
 
+/// A sensor whose profile posts Bond (as a Windows sensor's native stack does) gets the same
+/// routes and outcomes, and the collector accepts its batches.
+#[tokio::test(flavor = "multi_thread")]
+async fn all_three_holds_for_a_sensor_posting_bond() {
+    let scenario = scenario::find("all-three").unwrap();
+    let mut profile = MachineProfile::from_toml(scenario.profile).unwrap();
+    profile.upload_encoding = mdelab_sensor::wire::UploadEncoding::Bond;
+    let report = scenario::run_with_profile(&scenario, &profile, &RigOptions::default())
+        .await
+        .unwrap();
+    assert!(report.all_as_expected(), "{}", run::table(&report));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn json_and_junit_carry_the_carrying_proxy() {
     let report = run_scenario("all-three").await;

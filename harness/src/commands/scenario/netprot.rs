@@ -127,6 +127,7 @@ pub async fn run(mode: NetworkProtection, options: &RigOptions) -> Result<NpRun>
     );
     // Generous steps for the sensor's own uploads; the browsing keeps the rig's short ones.
     config.network.step_timeout = Duration::from_secs(5);
+    config.encoding = profile.upload_encoding;
     let sensor = Agent::start(config, &token);
     let results = browse(
         &sensor,

@@ -281,8 +281,9 @@ async fn observe(
             Err(outcome) => outcome,
         },
         PlanKind::Upload { origin, path } => {
-            let request =
-                wire::onecollector_post(path, ORG_ID, DEVICE_ID, cache).timeout(rig.step_timeout());
+            let encoding = rig.profile().upload_encoding;
+            let request = wire::onecollector_upload(path, ORG_ID, DEVICE_ID, cache, encoding, None)
+                .timeout(rig.step_timeout());
             match channel.request(origin, &request).await {
                 Ok(response) => {
                     if response.status == 200 {
