@@ -54,7 +54,7 @@ async fn rate(label: &str, lab: &Lab, route: Route, client: ClientKind, trusts_i
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{label:<44} {:>8.0} exchanges/s  ({ok}/{EXCHANGES} ok, {secs:.2} s)",
+        "{label:<52} {:>8.0} exchanges/s  ({ok}/{EXCHANGES} ok, {secs:.2} s)",
         EXCHANGES as f64 / secs
     );
 }
@@ -96,7 +96,7 @@ async fn ingestion(lab: &Lab, encoding: wire::UploadEncoding) {
         wire::UploadEncoding::Bond => "1DS ingestion, Bond records (deflate, 100 per post)",
     };
     println!(
-        "{label:<44} {:>8.0} events/s     ({events} accepted in {posts} posts, {secs:.2} s)",
+        "{label:<52} {:>8.0} events/s     ({events} accepted in {posts} posts, {secs:.2} s)",
         events as f64 / secs
     );
 }
@@ -138,7 +138,7 @@ async fn upload(lab: &Lab) {
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(response.status, 201);
     println!(
-        "{:<44} {:>8.0} MiB/s        ({mib} MiB in {secs:.2} s, TLS through the tunnel)",
+        "{:<52} {:>8.0} MiB/s        ({mib} MiB in {secs:.2} s, TLS through the tunnel)",
         "SAS upload through the CONNECT proxy",
         mib as f64 / secs
     );
