@@ -374,15 +374,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_blocked_peer_is_held_unanswered_while_others_are_served() {
+    /// A cloud with a fresh PKI on two ephemeral loopback listeners.
+    async fn cloud_on_loopback(token: &CancellationToken) -> super::Running {
         let pki = Pki::generate(&PkiOptions::default()).unwrap();
         let listeners = Listeners {
             https: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
+        spawn(listeners, CloudConfig::new(pki), token).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_blocked_peer_is_held_unanswered_while_others_are_served() {
         let token = CancellationToken::new();
-        let cloud = spawn(listeners, CloudConfig::new(pki), &token).unwrap();
+        let cloud = cloud_on_loopback(&token).await;
         let http = cloud.http_addr();
         let state = cloud.state().clone();
         state.block_peer(BLOCKED);
@@ -411,13 +416,8 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_joins_open_connections_and_frees_every_port() {
-        let pki = Pki::generate(&PkiOptions::default()).unwrap();
-        let listeners = Listeners {
-            https: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        };
         let token = CancellationToken::new();
-        let cloud = spawn(listeners, CloudConfig::new(pki), &token).unwrap();
+        let cloud = cloud_on_loopback(&token).await;
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = crate::admin::spawn(
             admin_listener,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use mdelab::Lab;
-use mdelab_mock_cloud::faults::{FaultAction, FaultRule};
+use mdelab_mock_cloud::faults::FaultAction;
 use mdelab_mock_cloud::store::events::EventFilter;
 use serde_json::Value;
 
@@ -107,16 +107,8 @@ fn stored(lab: &Lab, tenant_id: &str) -> Vec<Value> {
         .collect()
 }
 
-fn collector_rule(action: FaultAction) -> FaultRule {
-    FaultRule {
-        id: 0,
-        host: None,
-        service: Some("cyber-data".into()),
-        path: Some("/OneCollector".into()),
-        action,
-        probability: 1.0,
-        times: Some(1),
-    }
+fn collector_rule(action: FaultAction) -> mdelab_mock_cloud::faults::FaultRule {
+    mdelab_tests::fault_rule("cyber-data", "/OneCollector", action, 1)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mdelab::lab::{Lab, LabOptions};
 use mdelab_catalog::{Connectivity, Region};
-use mdelab_mock_cloud::faults::{FaultAction, FaultRule};
+use mdelab_mock_cloud::faults::FaultAction;
 use mdelab_mock_cloud::journal::JournalFilter;
 use mdelab_mock_cloud::store::events::EventFilter;
 use mdelab_sensor::Route;
@@ -16,16 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn collector_rule(action: FaultAction) -> FaultRule {
-    FaultRule {
-        id: 0,
-        host: None,
-        service: Some("cyber-data".into()),
-        path: Some("/OneCollector".into()),
-        action,
-        probability: 1.0,
-        times: Some(1),
-    }
+fn collector_rule(action: FaultAction) -> mdelab_mock_cloud::faults::FaultRule {
+    mdelab_tests::fault_rule("cyber-data", "/OneCollector", action, 1)
 }
 
 fn agent(lab: &Lab, device: &str, encoding: UploadEncoding, token: &CancellationToken) -> Agent {

@@ -17,15 +17,7 @@ use tokio_util::sync::CancellationToken;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn rule(service: &str, action: FaultAction, times: u32) -> FaultRule {
-    FaultRule {
-        id: 0,
-        host: None,
-        service: Some(service.into()),
-        path: Some("/OneCollector".into()),
-        action,
-        probability: 1.0,
-        times: Some(times),
-    }
+    mdelab_tests::fault_rule(service, "/OneCollector", action, times)
 }
 
 fn agent(

@@ -10,6 +10,24 @@ use std::process::{Child, Command, Stdio};
 
 use mdelab::{Lab, LabOptions, Manifest};
 
+/// A fault rule for one service family's path prefix that fires `times` times.
+pub fn fault_rule(
+    service: &str,
+    path: &str,
+    action: mdelab_mock_cloud::faults::FaultAction,
+    times: u32,
+) -> mdelab_mock_cloud::faults::FaultRule {
+    mdelab_mock_cloud::faults::FaultRule {
+        id: 0,
+        host: None,
+        service: Some(service.into()),
+        path: Some(path.into()),
+        action,
+        probability: 1.0,
+        times: Some(times),
+    }
+}
+
 /// Starts a lab with every port ephemeral on 127.0.0.1.
 pub async fn start_lab() -> Lab {
     Lab::start(&LabOptions::default())

@@ -108,16 +108,7 @@ fn cell(c: &Check) -> String {
 
 /// A section with several paths: rows of (client, target), a column per path.
 fn grid(section: &Section) -> String {
-    let mut paths: Vec<&str> = Vec::new();
-    let mut rows: Vec<(&str, &str)> = Vec::new();
-    for c in &section.checks {
-        if !paths.contains(&c.path.as_str()) {
-            paths.push(&c.path);
-        }
-        if !rows.contains(&(c.client.as_str(), c.target.as_str())) {
-            rows.push((&c.client, &c.target));
-        }
-    }
+    let (paths, rows) = section.axes();
     let mut out = String::from("<table class=\"matrix\">\n<tr><th>client</th><th>target</th>");
     for p in &paths {
         let _ = write!(out, "<th>{}</th>", escape(p));
@@ -131,11 +122,7 @@ fn grid(section: &Section) -> String {
             escape(target)
         );
         for p in &paths {
-            match section
-                .checks
-                .iter()
-                .find(|c| c.client == client && c.target == target && c.path == *p)
-            {
+            match section.cell(client, target, p) {
                 Some(c) => out.push_str(&cell(c)),
                 None => out.push_str("<td></td>"),
             }

@@ -82,6 +82,31 @@ pub struct Section {
     pub checks: Vec<Check>,
 }
 
+impl Section {
+    /// The axes of the section as a matrix: its paths (columns) and its (client, target) rows,
+    /// each in the order the checks ran.
+    pub fn axes(&self) -> (Vec<&str>, Vec<(&str, &str)>) {
+        let mut paths: Vec<&str> = Vec::new();
+        let mut rows: Vec<(&str, &str)> = Vec::new();
+        for c in &self.checks {
+            if !paths.contains(&c.path.as_str()) {
+                paths.push(&c.path);
+            }
+            if !rows.contains(&(c.client.as_str(), c.target.as_str())) {
+                rows.push((&c.client, &c.target));
+            }
+        }
+        (paths, rows)
+    }
+
+    /// The check in one cell of the matrix, if that combination ran.
+    pub fn cell(&self, client: &str, target: &str, path: &str) -> Option<&Check> {
+        self.checks
+            .iter()
+            .find(|c| c.client == client && c.target == target && c.path == path)
+    }
+}
+
 /// A whole report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {

@@ -113,16 +113,7 @@ fn list(section: &Section) -> String {
 /// One row per (client, target), one column per path; each cell `ok observed` or
 /// `!! observed (expected X)`.
 fn matrix(section: &Section) -> String {
-    let mut paths: Vec<&str> = Vec::new();
-    let mut rows: Vec<(&str, &str)> = Vec::new();
-    for c in &section.checks {
-        if !paths.contains(&c.path.as_str()) {
-            paths.push(&c.path);
-        }
-        if !rows.contains(&(c.client.as_str(), c.target.as_str())) {
-            rows.push((&c.client, &c.target));
-        }
-    }
+    let (paths, rows) = section.axes();
     let mut header: Vec<String> = vec!["CLIENT".into(), "TARGET".into()];
     header.extend(paths.iter().map(|p| p.to_uppercase()));
     let body: Vec<Vec<String>> = rows
@@ -131,9 +122,7 @@ fn matrix(section: &Section) -> String {
             let mut row = vec![(*client).to_owned(), (*target).to_owned()];
             for path in &paths {
                 let cell = section
-                    .checks
-                    .iter()
-                    .find(|c| c.client == *client && c.target == *target && c.path == *path)
+                    .cell(client, target, path)
                     .map_or_else(String::new, cell);
                 row.push(cell);
             }
