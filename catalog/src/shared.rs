@@ -49,8 +49,8 @@ const fn http(host: &'static str, path: &'static str, status: u16, source: &'sta
     }
 }
 
-/// Worldwide URLs used by both connectivity models. None is pinned: the pinned set is the
-/// regional CnC, cyber-data and MAPS hosts (S10).
+/// Worldwide URLs used by both connectivity models. Only the worldwide cyber-data collector is
+/// pinned: the pinned set is the CnC, cyber-data and MAPS hosts (S10).
 const ROWS: &[Row] = &[
     // CRL / CTL on port 80 (S1, S14): the sensor needs them when Windows builds TLS chains.
     http("crl.microsoft.com", "/", 400, "S14"),
@@ -163,6 +163,53 @@ const ROWS: &[Row] = &[
             "S15",
         )
     },
+    // The rest of the `mdatp connectivity test` list (S16, S15: each prints `[OK]`; no page gives
+    // the status, 200 as for `cdn.x.cp…/ping` is inferred). `x.cp.wd.microsoft.com` is checked
+    // against the system trust store, not pinned, so it is an Azure-profile host here rather
+    // than a member of the pinned `*.cp.wd.microsoft.com` family; S16's curl check shows its
+    // `OK` body.
+    Row {
+        body: Some("OK"),
+        ..https(
+            Service::CloudProtection,
+            "eu-cdn.x.cp.wd.microsoft.com",
+            "/ping",
+            200,
+            "S16 (status and body inferred)",
+        )
+    },
+    Row {
+        body: Some("OK"),
+        ..https(
+            Service::CloudProtection,
+            "wu-cdn.x.cp.wd.microsoft.com",
+            "/ping",
+            200,
+            "S16 (status and body inferred)",
+        )
+    },
+    Row {
+        body: Some("OK"),
+        ..https(
+            Service::CloudProtection,
+            "x.cp.wd.microsoft.com",
+            "/api/report",
+            200,
+            "S16 (status inferred)",
+        )
+    },
+    // The worldwide cyber-data collector, last of the `mdatp connectivity test` list (S16);
+    // pinned like its regional siblings (S10).
+    Row {
+        pinned: true,
+        ..https(
+            Service::CyberData,
+            "v20.events.data.microsoft.com",
+            "/ping",
+            200,
+            "S16 (status inferred)",
+        )
+    },
     // SmartScreen / network protection (S11): an empty POST answers 400.
     Row {
         method: ProbeMethod::Post,
@@ -245,7 +292,11 @@ pub(super) fn push_endpoints(out: &mut Vec<Endpoint>) {
         service: row.service,
         region: None,
         models: Models::Both,
-        profile: (row.scheme == Scheme::Https).then_some(Profile::Azure),
+        profile: (row.scheme == Scheme::Https).then_some(if row.pinned {
+            Profile::Pinned
+        } else {
+            Profile::Azure
+        }),
         pinned: row.pinned,
         probe: Probe {
             method: row.method,

@@ -13,6 +13,7 @@ mod kill_switch;
 mod lifecycle;
 mod netprot;
 mod proxies;
+mod published_lists;
 mod scenarios;
 mod sensor;
 mod services;

@@ -61,7 +61,7 @@ pub fn tool(name: &str, package: &str) -> Command {
         .is_ok_and(|o| o.status.success());
     assert!(
         found,
-        "`{name}` is not installed: `apt-get install {package}` (.ci/run installs it)"
+        "`{name}` is not installed: `apt-get install {package}` (scripts/test installs it)"
     );
     Command::new(name)
 }

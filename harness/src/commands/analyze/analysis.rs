@@ -38,7 +38,9 @@ const GROUPS: [(&str, Option<[u32; 3]>); 9] = [
 fn group_of(e: &Endpoint) -> Option<&'static str> {
     Some(match e.service {
         Service::CommandAndControl => "CnCURLs",
-        Service::CyberData => "CyberDataURLs",
+        // The Windows analyzer's cyber-data URLs are the region's (RegionsURLs.json is keyed by
+        // region); the worldwide collector is a Linux/macOS `mdatp connectivity test` URL.
+        Service::CyberData if e.region.is_some() => "CyberDataURLs",
         Service::AutoIr => "AutoIRBlobs",
         Service::SampleUpload => "SampleUploadBlobs",
         Service::ConfigManager => "MdeConfigMgr",
