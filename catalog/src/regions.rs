@@ -19,6 +19,12 @@ pub struct RegionSpec {
     pub streamlined_geo: &'static str,
     /// Malware sample submission storage accounts.
     pub sample_accounts: &'static [&'static str],
+    /// The two sample accounts the Client Analyzers probe through a streamlined gateway
+    /// (`/storage/<account>/`), in their order: an east/west (or north/west, south/west) pair
+    /// of the `uss…` accounts. Sources: the XMDE analyzer's `GW_*` lists (S10) and the AV
+    /// signature's `MAPSURL_GW_*` XPLATTEST lists (S11); the `ws…` accounts are Windows-only
+    /// on the standard sheet (S1).
+    pub probed_accounts: [&'static str; 2],
     /// Source of this row (`S1`, or `inferred` for names no public source lists).
     pub source: &'static str,
 }
@@ -48,6 +54,7 @@ pub const REGIONS: &[RegionSpec] = &[
             "wsus1westprod",
             "wsus2westprod",
         ],
+        probed_accounts: ["ussus1eastprod", "ussus1westprod"],
         source: "S1",
     },
     RegionSpec {
@@ -63,6 +70,7 @@ pub const REGIONS: &[RegionSpec] = &[
             "usseu1westprod",
             "wseu1westprod",
         ],
+        probed_accounts: ["usseu1northprod", "usseu1westprod"],
         source: "S1",
     },
     RegionSpec {
@@ -78,6 +86,7 @@ pub const REGIONS: &[RegionSpec] = &[
             "ussuk1westprod",
             "wsuk1westprod",
         ],
+        probed_accounts: ["ussuk1southprod", "ussuk1westprod"],
         source: "S1",
     },
     RegionSpec {
@@ -88,6 +97,7 @@ pub const REGIONS: &[RegionSpec] = &[
         maps_geo: "australia",
         streamlined_geo: "au",
         sample_accounts: &["ussau1southeastprod", "ussau1eastprod"],
+        probed_accounts: ["ussau1eastprod", "ussau1southeastprod"],
         source: "S1",
     },
     RegionSpec {
@@ -98,6 +108,7 @@ pub const REGIONS: &[RegionSpec] = &[
         maps_geo: "switzerland",
         streamlined_geo: "ch",
         sample_accounts: &["ussch1northprod", "ussch1westprod"],
+        probed_accounts: ["ussch1northprod", "ussch1westprod"],
         source: "S11 (datacenters inferred)",
     },
     RegionSpec {
@@ -108,6 +119,7 @@ pub const REGIONS: &[RegionSpec] = &[
         maps_geo: "india",
         streamlined_geo: "ina",
         sample_accounts: &["ussin1southprod", "ussin1centralprod"],
+        probed_accounts: ["ussin1southprod", "ussin1centralprod"],
         source: "S11 (datacenters inferred)",
     },
 ];
@@ -254,8 +266,8 @@ pub(super) fn push_endpoints(spec: &RegionSpec, out: &mut Vec<Endpoint>) {
         true,
         get("/xplat/api/report", 200, Some("OK")),
     ));
-    // The streamlined output shows two /storage entries (S6): the first two sample accounts.
-    for account in spec.sample_accounts.iter().take(2) {
+    // The streamlined output shows two /storage entries (S6): the pair the analyzers probe.
+    for account in spec.probed_accounts {
         out.push(https(
             mdav.clone(),
             Service::SampleUpload,
@@ -265,17 +277,21 @@ pub(super) fn push_endpoints(spec: &RegionSpec, out: &mut Vec<Endpoint>) {
             get(&format!("/storage/{account}/"), 400, None),
         ));
     }
-    out.push(https(
-        mdav,
-        Service::Updates,
-        sl_models,
-        Profile::Pinned,
-        true,
-        Probe {
-            method: ProbeMethod::Head,
-            path: "/packages/?ostype=mac".into(),
-            status: 200,
-            body: None,
-        },
-    ));
+    // Platform updates, one HEAD per platform the analyzers check (S6: one `/packages` entry;
+    // S10 probes `ostype=mac` on macOS and `ostype=linux` on Linux).
+    for ostype in ["mac", "linux"] {
+        out.push(https(
+            mdav.clone(),
+            Service::Updates,
+            sl_models,
+            Profile::Pinned,
+            true,
+            Probe {
+                method: ProbeMethod::Head,
+                path: format!("/packages/?ostype={ostype}"),
+                status: 200,
+                body: None,
+            },
+        ));
+    }
 }

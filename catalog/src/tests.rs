@@ -165,3 +165,26 @@ fn test_sites_are_served_but_never_on_the_mde_bypass_list() {
         "not MDE URLs"
     );
 }
+
+#[test]
+fn streamlined_storage_probes_are_the_pairs_the_analyzers_probe() {
+    // XMDE `GW_US` and the signature's `MAPSURL_GW_US` XPLATTEST probe the east/west pair.
+    let storage: Vec<&str> = Catalog::mde()
+        .for_device(Region::Us, Connectivity::Streamlined)
+        .filter(|e| e.service == Service::SampleUpload && e.probe.path.starts_with("/storage/"))
+        .map(|e| e.probe.path.as_str())
+        .collect();
+    assert_eq!(
+        storage,
+        ["/storage/ussus1eastprod/", "/storage/ussus1westprod/"]
+    );
+    for spec in REGIONS {
+        for account in spec.probed_accounts {
+            assert!(spec.sample_accounts.contains(&account), "{account}");
+            assert!(
+                account.starts_with("uss"),
+                "{account} is a Windows-only account"
+            );
+        }
+    }
+}
