@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -52,6 +53,10 @@ pub struct LabOptions {
     pub state_dir: Option<PathBuf>,
     /// How to build the PKI.
     pub pki: PkiOptions,
+    /// Where the lab's own TLS endpoints (the mock cloud's HTTPS listener, both sides of every
+    /// intercepting proxy) write their session secrets, for Wireshark; `None` (the default)
+    /// writes nothing. See [`crate::keylog::KeyLogFile`].
+    pub key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 impl Default for LabOptions {
@@ -70,6 +75,7 @@ impl Default for LabOptions {
             region: Region::Us,
             state_dir: None,
             pki: PkiOptions::default(),
+            key_log: None,
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct Lab {
     proxies: Vec<mdelab_proxy::connect::Running>,
     /// Where added proxies bind.
     proxy_ip: IpAddr,
+    /// Where added intercepting proxies write their TLS secrets, if anywhere.
+    key_log: Option<Arc<dyn rustls::KeyLog>>,
     region: Region,
     files: LabFiles,
     token: CancellationToken,
@@ -184,6 +192,7 @@ impl Lab {
             inspect_proxy,
             proxies,
             proxy_ip: options.proxy_ip.unwrap_or(options.bind),
+            key_log: options.key_log.clone(),
             region: options.region,
             files,
             _stop_on_drop: token.clone().drop_guard(),
@@ -195,8 +204,13 @@ impl Lab {
     /// the lab.
     pub async fn add_proxy(&mut self, spec: ProxySpec<'_>) -> Result<ProxyInfo> {
         let destinations = self.destinations();
-        let (info, running) =
-            spawn_proxy(spec, self.proxy_ip, &self.pki, &destinations, &self.token).await?;
+        let shared = Shared {
+            pki: &self.pki,
+            destinations: &destinations,
+            key_log: self.key_log.as_ref(),
+            token: &self.token,
+        };
+        let (info, running) = spawn_proxy(spec, self.proxy_ip, &shared).await?;
         self.proxies.push(running);
         Ok(info)
     }
@@ -493,6 +507,7 @@ async fn start_services(
     };
     let cloud_config = CloudConfig {
         services: options.services.clone(),
+        key_log: options.key_log.clone(),
         ..CloudConfig::new(pki.clone())
     };
     let cloud = started.cloud.insert(
@@ -523,6 +538,12 @@ async fn start_services(
     files.write(pki, catalog, options.bind)?;
     let destinations = catalog_destinations(cloud.https_addr(), cloud.http_addr());
     let proxy_ip = options.proxy_ip.unwrap_or(options.bind);
+    let shared = Shared {
+        pki,
+        destinations: &destinations,
+        key_log: options.key_log.as_ref(),
+        token,
+    };
     let mut proxy = async |name: &'static str, port: u16, kind: ProxyKind| -> Result<ProxyInfo> {
         let spec = ProxySpec {
             name,
@@ -530,7 +551,7 @@ async fn start_services(
             kind,
             credentials: None,
         };
-        let (info, running) = spawn_proxy(spec, proxy_ip, pki, &destinations, token).await?;
+        let (info, running) = spawn_proxy(spec, proxy_ip, &shared).await?;
         started.proxies.push(running);
         Ok(info)
     };
@@ -540,13 +561,27 @@ async fn start_services(
     Ok((admin_token, connect_proxy, inspect_proxy))
 }
 
+/// What every lab proxy is started with.
+struct Shared<'a> {
+    pki: &'a Pki,
+    /// Where every catalog name really is.
+    destinations: &'a Destinations,
+    /// Where intercepting proxies write their TLS secrets, if anywhere.
+    key_log: Option<&'a Arc<dyn rustls::KeyLog>>,
+    token: &'a CancellationToken,
+}
+
 async fn spawn_proxy(
     spec: ProxySpec<'_>,
     ip: IpAddr,
-    pki: &Pki,
-    destinations: &Destinations,
-    token: &CancellationToken,
+    shared: &Shared<'_>,
 ) -> Result<(ProxyInfo, mdelab_proxy::connect::Running)> {
+    let Shared {
+        pki,
+        destinations,
+        key_log,
+        token,
+    } = *shared;
     let name = spec.name;
     let listener = bind_tcp(ip, spec.port, &format!("{name} proxy")).await?;
     let running = match spec.kind {
@@ -564,6 +599,7 @@ async fn spawn_proxy(
             );
             config.credentials = spec.credentials;
             config.bypass = bypass;
+            config.key_log = key_log.cloned();
             mdelab_proxy::intercept::spawn(listener, config, token)
         }
     }

@@ -12,6 +12,11 @@ pub struct UpArgs {
     /// Address every listener binds.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// Append the TLS session secrets of the lab's HTTPS listener and of both sides of its
+    /// inspecting proxy to FILE (NSS key-log format, for Wireshark). Default: the
+    /// SSLKEYLOGFILE environment variable, else none. The file holds secrets (created 0600).
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
     /// Keep the PKI and lab files here (reused across runs); default: fresh, in a temp folder.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,

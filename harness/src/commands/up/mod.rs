@@ -4,10 +4,14 @@ mod args;
 
 pub use args::UpArgs;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use anyhow::Result;
 use mdelab_certs::PkiOptions;
 use mdelab_mock_cloud::ServiceConfig;
 
+use crate::keylog::KeyLogFile;
 use crate::lab::{Lab, LabOptions};
 use crate::report::table;
 
@@ -25,8 +29,19 @@ impl UpArgs {
         }
     }
 
+    /// The key-log file asked for: `--keylog`, else a non-empty `SSLKEYLOGFILE` (as curl and
+    /// browsers honour it), and where that came from.
+    fn keylog_path(&self) -> Option<(PathBuf, &'static str)> {
+        if let Some(path) = &self.keylog {
+            return Some((path.clone(), "--keylog"));
+        }
+        std::env::var_os("SSLKEYLOGFILE")
+            .filter(|value| !value.is_empty())
+            .map(|value| (PathBuf::from(value), "SSLKEYLOGFILE"))
+    }
+
     /// The lab these options ask for.
-    fn lab_options(&self) -> LabOptions {
+    fn lab_options(&self, key_log: Option<Arc<dyn rustls::KeyLog>>) -> LabOptions {
         LabOptions {
             bind: self.bind,
             https_port: self.https_port,
@@ -44,6 +59,7 @@ impl UpArgs {
                 algorithm: self.key_algorithm,
                 inspection_ca_name: self.inspection_ca_name.clone(),
             },
+            key_log,
         }
     }
 }
@@ -51,7 +67,13 @@ impl UpArgs {
 /// Runs `mdelab up`: starts the lab, writes the manifest, prints where everything listens,
 /// then serves until SIGINT or SIGTERM and removes the manifest again.
 pub async fn execute(args: &UpArgs) -> Result<bool> {
-    let lab = Lab::start(&args.lab_options()).await?;
+    let keylog_path = args.keylog_path();
+    let key_log = match &keylog_path {
+        Some((path, _)) => Some(Arc::new(KeyLogFile::create(path)?)),
+        None => None,
+    };
+    let shared: Option<Arc<dyn rustls::KeyLog>> = key_log.clone().map(|k| k as _);
+    let lab = Lab::start(&args.lab_options(shared)).await?;
     let manifest = lab.manifest();
     if let Some(path) = &args.manifest {
         manifest.write(path)?;
@@ -72,6 +94,15 @@ pub async fn execute(args: &UpArgs) -> Result<bool> {
     if let Some(path) = &args.manifest {
         rows.push(["manifest".into(), path.display().to_string()]);
     }
+    if let Some((path, from)) = &keylog_path {
+        rows.push([
+            "key log".into(),
+            format!(
+                "{} (from {from}; holds TLS session secrets: whoever reads it decrypts the lab's traffic)",
+                path.display()
+            ),
+        ]);
+    }
     let mut summary = format!("mdelab is up ({} PKI)\n", manifest.key_algorithm);
     summary.push_str(&table::columns("  ", &rows));
     summary.push_str("Stop with Ctrl-C or SIGTERM.\n");
@@ -79,6 +110,15 @@ pub async fn execute(args: &UpArgs) -> Result<bool> {
     super::print(&summary)?;
     signals.wait().await?;
     lab.shutdown().await?;
+    if let Some(key_log) = &key_log
+        && key_log.dropped() > 0
+    {
+        eprintln!(
+            "mdelab: {} TLS secrets were not written to {} (cap reached or write failed)",
+            key_log.dropped(),
+            key_log.path().display()
+        );
+    }
     if let Some(path) = &args.manifest {
         // A stale manifest would point tools at ports nobody serves any more.
         let _ = std::fs::remove_file(path);
