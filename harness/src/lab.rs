@@ -227,7 +227,7 @@ impl Lab {
 
     /// The admin API's address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.addr()
+        reachable(self.admin.addr())
     }
 
     /// The admin API's bearer token.
@@ -252,7 +252,7 @@ impl Lab {
 
     /// The DNS server's address (UDP and TCP share it).
     pub fn dns_addr(&self) -> SocketAddr {
-        self.dns.udp_addr()
+        reachable(self.dns.udp_addr())
     }
 
     /// The DNS server (journal, faults).
@@ -262,12 +262,12 @@ impl Lab {
 
     /// The mock cloud's HTTPS address.
     pub fn https_addr(&self) -> SocketAddr {
-        self.cloud.https_addr()
+        reachable(self.cloud.https_addr())
     }
 
     /// The mock cloud's HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
-        self.cloud.http_addr()
+        reachable(self.cloud.http_addr())
     }
 
     /// How an emulated device on this lab reaches it.
@@ -311,7 +311,7 @@ impl Lab {
             http: self.http_addr(),
             connect_proxy: Some(self.connect_proxy.addr),
             inspect_proxy: Some(self.inspect_proxy.addr),
-            admin: Some(self.admin.addr()),
+            admin: Some(self.admin_addr()),
             admin_token: self.admin_token.clone(),
             trust_bundle: self.files.trust_bundle.clone(),
             inspection_ca: self.files.inspection_ca.clone(),
@@ -493,8 +493,9 @@ async fn start_services(
     let catalog = Catalog::mde();
     let (udp, tcp) = bind_dns(options.bind, options.dns_port).await?;
     let mut table = mdelab_dns::NameTable::new();
+    let answer = reachable_ip(options.bind);
     for name in catalog.dns_names() {
-        table.insert(&name, vec![options.bind]);
+        table.insert(&name, vec![answer]);
     }
     started.dns = Some(
         mdelab_dns::spawn(udp, tcp, mdelab_dns::Config::new(table), token)
@@ -535,8 +536,9 @@ async fn start_services(
             .context("failed to start the admin API")?,
     );
 
-    files.write(pki, catalog, options.bind)?;
-    let destinations = catalog_destinations(cloud.https_addr(), cloud.http_addr());
+    files.write(pki, catalog, answer)?;
+    let destinations =
+        catalog_destinations(reachable(cloud.https_addr()), reachable(cloud.http_addr()));
     let proxy_ip = options.proxy_ip.unwrap_or(options.bind);
     let shared = Shared {
         pki,
@@ -606,7 +608,7 @@ async fn spawn_proxy(
     .with_context(|| format!("failed to start the {name} proxy"))?;
     let info = ProxyInfo {
         name: name.to_owned(),
-        addr: running.addr(),
+        addr: reachable(running.addr()),
         log: running.log(),
     };
     Ok((info, running))
@@ -631,6 +633,24 @@ pub fn catalog_destinations(https: SocketAddr, http: SocketAddr) -> Destinations
         destinations.add(&endpoint.host, endpoint.port, http);
     }
     destinations
+}
+
+/// The address the lab names and dials for listeners bound on `ip`: `ip` itself, or loopback
+/// when `ip` is unspecified (`0.0.0.0` or `::`, every interface). The lab cannot know which of
+/// the machine's addresses a remote client reaches it at, and nothing of the lab dials an
+/// unspecified address, so its DNS answers, hosts file, manifest and proxies' destinations
+/// then name loopback.
+pub fn reachable_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+/// `addr` with its IP made [`reachable_ip`].
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(reachable_ip(addr.ip()), addr.port())
 }
 
 /// Binds a TCP listener, naming the service and the remedy on failure.
