@@ -432,6 +432,13 @@ impl LabBuilder {
         self
     }
 
+    /// Write the TLS secrets of the lab's own endpoints (mock cloud, inspecting proxies) to
+    /// `key_log`, e.g. a [`crate::keylog::KeyLogFile`], so a capture decrypts in Wireshark.
+    pub fn key_log(mut self, key_log: Arc<dyn rustls::KeyLog>) -> Self {
+        self.options.key_log = Some(key_log);
+        self
+    }
+
     /// Every option at once.
     pub fn options(mut self, options: LabOptions) -> Self {
         self.options = options;
