@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -52,6 +53,10 @@ pub struct LabOptions {
     pub state_dir: Option<PathBuf>,
     /// How to build the PKI.
     pub pki: PkiOptions,
+    /// Where the lab's own TLS endpoints (the mock cloud's HTTPS listener, both sides of every
+    /// intercepting proxy) write their session secrets, for Wireshark; `None` (the default)
+    /// writes nothing. See [`crate::keylog::KeyLogFile`].
+    pub key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 impl Default for LabOptions {
@@ -70,6 +75,7 @@ impl Default for LabOptions {
             region: Region::Us,
             state_dir: None,
             pki: PkiOptions::default(),
+            key_log: None,
         }
     }
 }
@@ -88,6 +94,8 @@ pub struct Lab {
     proxies: Vec<mdelab_proxy::connect::Running>,
     /// Where added proxies bind.
     proxy_ip: IpAddr,
+    /// Where added intercepting proxies write their TLS secrets, if anywhere.
+    key_log: Option<Arc<dyn rustls::KeyLog>>,
     region: Region,
     files: LabFiles,
     token: CancellationToken,
@@ -184,6 +192,7 @@ impl Lab {
             inspect_proxy,
             proxies,
             proxy_ip: options.proxy_ip.unwrap_or(options.bind),
+            key_log: options.key_log.clone(),
             region: options.region,
             files,
             _stop_on_drop: token.clone().drop_guard(),
@@ -195,8 +204,13 @@ impl Lab {
     /// the lab.
     pub async fn add_proxy(&mut self, spec: ProxySpec<'_>) -> Result<ProxyInfo> {
         let destinations = self.destinations();
-        let (info, running) =
-            spawn_proxy(spec, self.proxy_ip, &self.pki, &destinations, &self.token).await?;
+        let shared = Shared {
+            pki: &self.pki,
+            destinations: &destinations,
+            key_log: self.key_log.as_ref(),
+            token: &self.token,
+        };
+        let (info, running) = spawn_proxy(spec, self.proxy_ip, &shared).await?;
         self.proxies.push(running);
         Ok(info)
     }
@@ -213,7 +227,7 @@ impl Lab {
 
     /// The admin API's address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.addr()
+        reachable(self.admin.addr())
     }
 
     /// The admin API's bearer token.
@@ -238,7 +252,7 @@ impl Lab {
 
     /// The DNS server's address (UDP and TCP share it).
     pub fn dns_addr(&self) -> SocketAddr {
-        self.dns.udp_addr()
+        reachable(self.dns.udp_addr())
     }
 
     /// The DNS server (journal, faults).
@@ -248,12 +262,12 @@ impl Lab {
 
     /// The mock cloud's HTTPS address.
     pub fn https_addr(&self) -> SocketAddr {
-        self.cloud.https_addr()
+        reachable(self.cloud.https_addr())
     }
 
     /// The mock cloud's HTTP address.
     pub fn http_addr(&self) -> SocketAddr {
-        self.cloud.http_addr()
+        reachable(self.cloud.http_addr())
     }
 
     /// How an emulated device on this lab reaches it.
@@ -297,7 +311,7 @@ impl Lab {
             http: self.http_addr(),
             connect_proxy: Some(self.connect_proxy.addr),
             inspect_proxy: Some(self.inspect_proxy.addr),
-            admin: Some(self.admin.addr()),
+            admin: Some(self.admin_addr()),
             admin_token: self.admin_token.clone(),
             trust_bundle: self.files.trust_bundle.clone(),
             inspection_ca: self.files.inspection_ca.clone(),
@@ -418,6 +432,13 @@ impl LabBuilder {
         self
     }
 
+    /// Write the TLS secrets of the lab's own endpoints (mock cloud, inspecting proxies) to
+    /// `key_log`, e.g. a [`crate::keylog::KeyLogFile`], so a capture decrypts in Wireshark.
+    pub fn key_log(mut self, key_log: Arc<dyn rustls::KeyLog>) -> Self {
+        self.options.key_log = Some(key_log);
+        self
+    }
+
     /// Every option at once.
     pub fn options(mut self, options: LabOptions) -> Self {
         self.options = options;
@@ -479,8 +500,9 @@ async fn start_services(
     let catalog = Catalog::mde();
     let (udp, tcp) = bind_dns(options.bind, options.dns_port).await?;
     let mut table = mdelab_dns::NameTable::new();
+    let answer = reachable_ip(options.bind);
     for name in catalog.dns_names() {
-        table.insert(&name, vec![options.bind]);
+        table.insert(&name, vec![answer]);
     }
     started.dns = Some(
         mdelab_dns::spawn(udp, tcp, mdelab_dns::Config::new(table), token)
@@ -493,6 +515,7 @@ async fn start_services(
     };
     let cloud_config = CloudConfig {
         services: options.services.clone(),
+        key_log: options.key_log.clone(),
         ..CloudConfig::new(pki.clone())
     };
     let cloud = started.cloud.insert(
@@ -520,9 +543,16 @@ async fn start_services(
             .context("failed to start the admin API")?,
     );
 
-    files.write(pki, catalog, options.bind)?;
-    let destinations = catalog_destinations(cloud.https_addr(), cloud.http_addr());
+    files.write(pki, catalog, answer)?;
+    let destinations =
+        catalog_destinations(reachable(cloud.https_addr()), reachable(cloud.http_addr()));
     let proxy_ip = options.proxy_ip.unwrap_or(options.bind);
+    let shared = Shared {
+        pki,
+        destinations: &destinations,
+        key_log: options.key_log.as_ref(),
+        token,
+    };
     let mut proxy = async |name: &'static str, port: u16, kind: ProxyKind| -> Result<ProxyInfo> {
         let spec = ProxySpec {
             name,
@@ -530,7 +560,7 @@ async fn start_services(
             kind,
             credentials: None,
         };
-        let (info, running) = spawn_proxy(spec, proxy_ip, pki, &destinations, token).await?;
+        let (info, running) = spawn_proxy(spec, proxy_ip, &shared).await?;
         started.proxies.push(running);
         Ok(info)
     };
@@ -540,13 +570,27 @@ async fn start_services(
     Ok((admin_token, connect_proxy, inspect_proxy))
 }
 
+/// What every lab proxy is started with.
+struct Shared<'a> {
+    pki: &'a Pki,
+    /// Where every catalog name really is.
+    destinations: &'a Destinations,
+    /// Where intercepting proxies write their TLS secrets, if anywhere.
+    key_log: Option<&'a Arc<dyn rustls::KeyLog>>,
+    token: &'a CancellationToken,
+}
+
 async fn spawn_proxy(
     spec: ProxySpec<'_>,
     ip: IpAddr,
-    pki: &Pki,
-    destinations: &Destinations,
-    token: &CancellationToken,
+    shared: &Shared<'_>,
 ) -> Result<(ProxyInfo, mdelab_proxy::connect::Running)> {
+    let Shared {
+        pki,
+        destinations,
+        key_log,
+        token,
+    } = *shared;
     let name = spec.name;
     let listener = bind_tcp(ip, spec.port, &format!("{name} proxy")).await?;
     let running = match spec.kind {
@@ -564,13 +608,14 @@ async fn spawn_proxy(
             );
             config.credentials = spec.credentials;
             config.bypass = bypass;
+            config.key_log = key_log.cloned();
             mdelab_proxy::intercept::spawn(listener, config, token)
         }
     }
     .with_context(|| format!("failed to start the {name} proxy"))?;
     let info = ProxyInfo {
         name: name.to_owned(),
-        addr: running.addr(),
+        addr: reachable(running.addr()),
         log: running.log(),
     };
     Ok((info, running))
@@ -595,6 +640,24 @@ pub fn catalog_destinations(https: SocketAddr, http: SocketAddr) -> Destinations
         destinations.add(&endpoint.host, endpoint.port, http);
     }
     destinations
+}
+
+/// The address the lab names and dials for listeners bound on `ip`: `ip` itself, or loopback
+/// when `ip` is unspecified (`0.0.0.0` or `::`, every interface). The lab cannot know which of
+/// the machine's addresses a remote client reaches it at, and nothing of the lab dials an
+/// unspecified address, so its DNS answers, hosts file, manifest and proxies' destinations
+/// then name loopback.
+pub fn reachable_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+/// `addr` with its IP made [`reachable_ip`].
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(reachable_ip(addr.ip()), addr.port())
 }
 
 /// Binds a TCP listener, naming the service and the remedy on failure.

@@ -38,6 +38,7 @@
 //! # Layout
 //! - [`lab`]: starts DNS, the mock cloud, the proxies, the admin API and the lab files
 //!   ([`Lab`], [`LabBuilder`], [`LabOptions`]).
+//! - [`keylog`]: the TLS key log for Wireshark ([`keylog::KeyLogFile`]).
 //! - [`admin_client`]: a client of the admin API ([`AdminClient`]).
 //! - [`manifest`]: the JSON manifest a running lab writes ([`Manifest`]).
 //! - [`cli`]: the `mdelab` command line: the top-level parser and its dispatch.
@@ -67,6 +68,7 @@
 pub mod admin_client;
 pub mod cli;
 pub mod commands;
+pub mod keylog;
 pub mod lab;
 pub mod manifest;
 pub mod report;

@@ -39,6 +39,9 @@ pub struct CloudConfig {
     /// How long a connection from a blocked peer ([`State::block_peer`]) is held, unanswered,
     /// before it is closed.
     pub blocked_hold: Duration,
+    /// Where the HTTPS listener writes its TLS session secrets (NSS key-log lines, for
+    /// Wireshark); `None`, the default, writes nothing.
+    pub key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 impl CloudConfig {
@@ -52,6 +55,7 @@ impl CloudConfig {
             max_connections: 1024,
             services: ServiceConfig::default(),
             blocked_hold: Duration::from_secs(120),
+            key_log: None,
         }
     }
 }
@@ -146,7 +150,7 @@ pub fn spawn(
             source,
         })?;
     let certs = Arc::new(CertStore::new(config.catalog, config.pki.clone())?);
-    let tls = server_config(certs.clone())?;
+    let tls = server_config(certs.clone(), config.key_log.clone())?;
     let journal = Journal::new(
         config.services.journal_capacity,
         config.services.journal_file.as_deref(),

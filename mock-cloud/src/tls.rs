@@ -97,8 +97,12 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// The server configuration: SNI-selected certificates, ALPN h2 and http/1.1, ring provider.
-pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, Error> {
+/// The server configuration: SNI-selected certificates, ALPN h2 and http/1.1, ring provider;
+/// session secrets go to `key_log` when one is given (rustls's no-op key log otherwise).
+pub fn server_config(
+    store: Arc<CertStore>,
+    key_log: Option<Arc<dyn rustls::KeyLog>>,
+) -> Result<Arc<ServerConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -106,5 +110,8 @@ pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, Error> 
         .with_no_client_auth()
         .with_cert_resolver(store);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if let Some(key_log) = key_log {
+        config.key_log = key_log;
+    }
     Ok(Arc::new(config))
 }

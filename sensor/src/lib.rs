@@ -336,7 +336,9 @@ async fn tls_handshake(
     }
 }
 
-/// A TLS client configuration that verifies with `verifier` and its crypto provider.
+/// A TLS client configuration that verifies with `verifier` and its crypto provider. Its key
+/// log is rustls's no-op default on purpose: the emulated device never writes its secrets,
+/// whatever `SSLKEYLOGFILE` says (the lab's key log is the servers' and proxies' business).
 fn client_config(verifier: PinningVerifier) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let config = rustls::ClientConfig::builder_with_provider(verifier.provider())
         .with_safe_default_protocol_versions()?
@@ -537,5 +539,22 @@ fn authority(origin: &Origin) -> String {
         origin.host.clone()
     } else {
         format!("{}:{}", origin.host, origin.port)
+    }
+}
+
+#[cfg(test)]
+mod key_log_tests {
+    use super::{PinningVerifier, client_config};
+
+    #[test]
+    fn the_sensor_never_logs_its_tls_secrets() {
+        let config = client_config(PinningVerifier::recording()).unwrap();
+        for label in [
+            "CLIENT_RANDOM",
+            "CLIENT_TRAFFIC_SECRET_0",
+            "EXPORTER_SECRET",
+        ] {
+            assert!(!config.key_log.will_log(label), "{label}");
+        }
     }
 }

@@ -9,6 +9,7 @@ mod cloud;
 mod demo;
 mod interop;
 mod js_sdk;
+mod keylog;
 mod kill_switch;
 mod lifecycle;
 mod netprot;

@@ -66,9 +66,11 @@ pub fn tool(name: &str, package: &str) -> Command {
     Command::new(name)
 }
 
-/// curl that prints only the HTTP status (`000` when nothing answered), within 20 s.
+/// curl that prints only the HTTP status (`000` when nothing answered), within 20 s. It never
+/// writes TLS secrets to an inherited `SSLKEYLOGFILE`.
 pub fn curl_status() -> Command {
     let mut curl = tool("curl", "curl");
+    curl.env_remove("SSLKEYLOGFILE");
     curl.args([
         "-sS",
         "-o",
@@ -79,6 +81,31 @@ pub fn curl_status() -> Command {
         "20",
     ]);
     curl
+}
+
+/// Reads a child's output line by line up to and including the first line `done` accepts, and
+/// returns what it read; the rest is drained in the background, so the child never blocks on
+/// a full pipe. Fails the test, with the output so far, if the output ends first.
+pub fn read_until(
+    output: impl std::io::Read + Send + 'static,
+    who: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let mut reader = BufReader::new(output);
+    let mut read = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("failed to read the output of {who}: {e}"));
+        assert!(n > 0, "{who} ended its output early; so far:\n{read}");
+        read.push_str(&line);
+        if done(&line) {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    read
 }
 
 /// A running `mdelab up` process; killed on drop if still running.
@@ -94,9 +121,18 @@ pub struct UpProcess {
 
 impl UpProcess {
     /// Starts `mdelab up --manifest <dir>/manifest.json [extra…]` and waits until it is ready.
+    /// An inherited `SSLKEYLOGFILE` is not passed on (see [`UpProcess::start_with_env`]).
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// [`UpProcess::start`] with these environment variables set (and no other
+    /// `SSLKEYLOGFILE` than one among them).
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let manifest_path = dir.join("manifest.json");
         let mut child = Command::new(mdelab_bin())
+            .env_remove("SSLKEYLOGFILE")
+            .envs(env.iter().copied())
             .arg("up")
             .arg("--manifest")
             .arg(&manifest_path)
@@ -106,22 +142,7 @@ impl UpProcess {
             .spawn()
             .expect("mdelab up starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut summary = String::new();
-        loop {
-            let mut line = String::new();
-            let n = reader.read_line(&mut line).expect("read mdelab up output");
-            assert!(
-                n > 0,
-                "mdelab up exited before it was ready; output so far:\n{summary}"
-            );
-            summary.push_str(&line);
-            if line.starts_with("Stop with") {
-                break;
-            }
-        }
-        // Keep draining stdout in the background so the child never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let summary = read_until(stdout, "mdelab up", |line| line.starts_with("Stop with"));
         let manifest =
             Manifest::read(&manifest_path).expect("manifest written before the ready line");
         Self {

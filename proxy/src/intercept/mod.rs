@@ -73,6 +73,10 @@ pub struct InterceptConfig {
     pub max_header_bytes: usize,
     /// How many access records are kept.
     pub log_capacity: usize,
+    /// Where the TLS session secrets of both sides (the client-facing handshakes with minted
+    /// certificates and the proxy's own connections to destinations) go, as NSS key-log lines
+    /// for Wireshark; `None`, the default, writes nothing.
+    pub key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 impl InterceptConfig {
@@ -93,6 +97,7 @@ impl InterceptConfig {
             timeouts: Timeouts::default(),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             log_capacity: DEFAULT_LOG_CAPACITY,
+            key_log: None,
         }
     }
 }
@@ -118,11 +123,14 @@ pub fn spawn(
         side,
         source,
     };
-    let upstream_tls = ClientConfig::builder_with_provider(provider.clone())
+    let mut upstream_tls = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error("upstream", e))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    if let Some(key_log) = &config.key_log {
+        upstream_tls.key_log = key_log.clone();
+    }
     // Fail now, not on the first client, if the client-facing side cannot be configured.
     ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -136,6 +144,7 @@ pub fn spawn(
         provider,
         upstream_tls: Arc::new(upstream_tls),
         sessions: rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
+        key_log: config.key_log,
     };
     let front = Front {
         log: AccessLog::new(config.log_capacity),
@@ -162,6 +171,8 @@ pub(crate) struct Inspector {
     upstream_tls: Arc<ClientConfig>,
     /// Shared by the per-tunnel server configurations, so that resumption works across them.
     sessions: Arc<dyn StoresServerSessions>,
+    /// Where the client-facing handshakes' secrets go, if anywhere.
+    key_log: Option<Arc<dyn rustls::KeyLog>>,
 }
 
 impl Inspector {
@@ -314,6 +325,9 @@ impl Inspector {
             .with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
         config.alpn_protocols = alpn;
         config.session_storage = self.sessions.clone();
+        if let Some(key_log) = &self.key_log {
+            config.key_log = key_log.clone();
+        }
         Ok(Arc::new(config))
     }
 }

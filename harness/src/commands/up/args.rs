@@ -9,9 +9,18 @@ use mdelab_certs::KeyAlgorithm;
 /// Options of `mdelab up`.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    /// Address every listener binds.
+    /// Address every listener binds; one that is not loopback (an interface address, or
+    /// 0.0.0.0 for all of them) exposes the lab to the network and needs --allow-remote.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
+    /// Allow --bind on a non-loopback address (e.g. for a proxy appliance on the network).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Append the TLS session secrets of the lab's HTTPS listener and of both sides of its
+    /// inspecting proxy to FILE (NSS key-log format, for Wireshark). Default: the
+    /// SSLKEYLOGFILE environment variable, else none. The file holds secrets (created 0600).
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
     /// Keep the PKI and lab files here (reused across runs); default: fresh, in a temp folder.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,

@@ -4,11 +4,17 @@ mod args;
 
 pub use args::UpArgs;
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use anyhow::Result;
 use mdelab_certs::PkiOptions;
 use mdelab_mock_cloud::ServiceConfig;
 
-use crate::lab::{Lab, LabOptions};
+use crate::keylog::KeyLogFile;
+use crate::lab::{Lab, LabOptions, reachable_ip};
+use crate::manifest::Manifest;
 use crate::report::table;
 
 impl UpArgs {
@@ -25,8 +31,31 @@ impl UpArgs {
         }
     }
 
+    /// Refuses a non-loopback `--bind` without `--allow-remote`.
+    fn check_bind(&self) -> Result<()> {
+        if !self.bind.is_loopback() && !self.allow_remote {
+            anyhow::bail!(
+                "--bind {} is not a loopback address: it would expose the lab's DNS, mock cloud, \
+                 proxies and admin API to the network; pass --allow-remote to do that on purpose",
+                self.bind
+            );
+        }
+        Ok(())
+    }
+
+    /// The key-log file asked for: `--keylog`, else a non-empty `SSLKEYLOGFILE` (as curl and
+    /// browsers honour it), and where that came from.
+    fn keylog_path(&self) -> Option<(PathBuf, &'static str)> {
+        if let Some(path) = &self.keylog {
+            return Some((path.clone(), "--keylog"));
+        }
+        std::env::var_os("SSLKEYLOGFILE")
+            .filter(|value| !value.is_empty())
+            .map(|value| (PathBuf::from(value), "SSLKEYLOGFILE"))
+    }
+
     /// The lab these options ask for.
-    fn lab_options(&self) -> LabOptions {
+    fn lab_options(&self, key_log: Option<Arc<dyn rustls::KeyLog>>) -> LabOptions {
         LabOptions {
             bind: self.bind,
             https_port: self.https_port,
@@ -44,6 +73,7 @@ impl UpArgs {
                 algorithm: self.key_algorithm,
                 inspection_ca_name: self.inspection_ca_name.clone(),
             },
+            key_log,
         }
     }
 }
@@ -51,7 +81,14 @@ impl UpArgs {
 /// Runs `mdelab up`: starts the lab, writes the manifest, prints where everything listens,
 /// then serves until SIGINT or SIGTERM and removes the manifest again.
 pub async fn execute(args: &UpArgs) -> Result<bool> {
-    let lab = Lab::start(&args.lab_options()).await?;
+    args.check_bind()?;
+    let keylog_path = args.keylog_path();
+    let key_log = match &keylog_path {
+        Some((path, _)) => Some(Arc::new(KeyLogFile::create(path)?)),
+        None => None,
+    };
+    let shared: Option<Arc<dyn rustls::KeyLog>> = key_log.clone().map(|k| k as _);
+    let lab = Lab::start(&args.lab_options(shared)).await?;
     let manifest = lab.manifest();
     if let Some(path) = &args.manifest {
         manifest.write(path)?;
@@ -72,17 +109,103 @@ pub async fn execute(args: &UpArgs) -> Result<bool> {
     if let Some(path) = &args.manifest {
         rows.push(["manifest".into(), path.display().to_string()]);
     }
+    if let Some((path, from)) = &keylog_path {
+        rows.push([
+            "key log".into(),
+            format!(
+                "{} (from {from}; holds TLS session secrets: whoever reads it decrypts the lab's traffic)",
+                path.display()
+            ),
+        ]);
+    }
     let mut summary = format!("mdelab is up ({} PKI)\n", manifest.key_algorithm);
     summary.push_str(&table::columns("  ", &rows));
+    if !args.bind.is_loopback() {
+        summary.push_str(&exposure(&lab, &manifest, args.bind));
+    }
     summary.push_str("Stop with Ctrl-C or SIGTERM.\n");
     let signals = super::StopSignals::install()?;
     super::print(&summary)?;
     signals.wait().await?;
     lab.shutdown().await?;
+    if let Some(key_log) = &key_log
+        && key_log.dropped() > 0
+    {
+        eprintln!(
+            "mdelab: {} TLS secrets were not written to {} (cap reached or write failed)",
+            key_log.dropped(),
+            key_log.path().display()
+        );
+    }
     if let Some(path) = &args.manifest {
         // A stale manifest would point tools at ports nobody serves any more.
         let _ = std::fs::remove_file(path);
     }
     eprintln!("mdelab stopped");
     Ok(true)
+}
+
+/// What a non-loopback `--bind` exposes to the network, listener by listener, and what guards
+/// each (as the lab behaves, not as configured elsewhere).
+fn exposure(lab: &Lab, manifest: &Manifest, bind: IpAddr) -> String {
+    let on = |addr: SocketAddr| SocketAddr::new(bind, addr.port()).to_string();
+    let proxy_policy = if lab.destinations().allows_unlisted() {
+        "any destination (unlisted ones resolved and dialled)".to_owned()
+    } else {
+        "only catalog hosts (on the mock cloud): any other destination gets 403, nothing is \
+         dialled"
+            .to_owned()
+    };
+    let rows: Vec<[String; 3]> = vec![
+        [
+            "dns".into(),
+            format!("{} udp+tcp", on(manifest.dns)),
+            "authoritative for the catalog's names only: NXDOMAIN inside its zones, REFUSED \
+             outside; never recurses"
+                .into(),
+        ],
+        [
+            "https".into(),
+            on(manifest.https),
+            "TLS for catalog host names only (no SNI or another name: access_denied alert); no \
+             client authentication"
+                .into(),
+        ],
+        [
+            "http".into(),
+            on(manifest.http),
+            "plain HTTP for the catalog's port-80 hosts (CRL/CTL)".into(),
+        ],
+        [
+            "connect proxy".into(),
+            on(lab.connect_proxy().addr),
+            format!("no authentication; reaches {proxy_policy}"),
+        ],
+        [
+            "inspect proxy".into(),
+            on(lab.inspect_proxy().addr),
+            format!(
+                "no authentication; inspects TLS with the lab's inspection CA; reaches \
+                 {proxy_policy}"
+            ),
+        ],
+        [
+            "admin".into(),
+            on(lab.admin_addr()),
+            "plain HTTP: every route but /_lab/ready, /_lab/health and /_lab/openapi.yaml needs \
+             the bearer token (readable on the wire); Host is not checked"
+                .into(),
+        ],
+    ];
+    let mut text = format!("Exposed to the network on {bind} (--allow-remote):\n");
+    text.push_str(&table::columns("  ", &rows));
+    let named = reachable_ip(bind);
+    if named != bind {
+        text.push_str(&format!(
+            "DNS answers, the hosts file and the manifest name {named}: on {bind} the lab cannot \
+             tell which address remote clients reach; bind that address instead for devices \
+             that resolve through the lab DNS.\n"
+        ));
+    }
+    text
 }
