@@ -227,3 +227,71 @@ async fn a_certificate_for_another_name_or_out_of_date_is_named_as_such() {
     assert_eq!(out.verdict, Verdict::Expired);
     lab.shutdown().await.unwrap();
 }
+
+/// An interceptor the device trusts that appends the genuine pinned intermediate (public, no
+/// key needed) to its minted chain: a client that accepts a pin found on any presented
+/// certificate is fooled (the OkHttp CVE-2016-2402 class); the sensor pins the path that
+/// validation built, which runs through the inspection CA, and refuses. A browser, which does
+/// not pin, goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interceptor_appending_the_genuine_pinned_intermediate_is_a_pin_mismatch() {
+    let lab = start_lab().await;
+    let pki = lab.pki();
+    let mut config = mdelab_proxy::intercept::InterceptConfig::new(
+        "appender",
+        lab.destinations(),
+        pki.inspection().clone(),
+        pki.trust_anchors(),
+    );
+    let genuine = pki.issuer(Profile::Pinned).authority();
+    config.append_to_chain = vec![genuine.certificate().clone(), genuine.root().clone()];
+    let token = tokio_util::sync::CancellationToken::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = mdelab_proxy::intercept::spawn(listener, config, &token).unwrap();
+    let route = Route::Proxy(sensor::ProxyRoute {
+        addr: proxy.addr(),
+        credentials: None,
+    });
+    let trusts_inspection = lab.device_trust(true);
+    for host in [
+        "winatp-gw-cus.microsoft.com",
+        "edr-cus.us.endpoint.security.microsoft.com",
+    ] {
+        let t = target(host, "/test", true);
+        let out = sensor::probe(
+            &t,
+            ClientKind::Sensor,
+            &route,
+            &trusts_inspection,
+            &lab.network(),
+        )
+        .await;
+        assert_eq!(
+            out.verdict,
+            Verdict::PinMismatch,
+            "{host}: {}",
+            out.evidence
+        );
+        assert_eq!(out.layer, Layer::TlsPin);
+        assert!(
+            out.evidence.contains("MDE Lab TLS Inspection CA"),
+            "{}",
+            out.evidence
+        );
+        let browser = sensor::probe(
+            &t,
+            ClientKind::Browser,
+            &route,
+            &trusts_inspection,
+            &lab.network(),
+        )
+        .await;
+        assert!(
+            matches!(browser.verdict, Verdict::Connected { .. }),
+            "{host}: the unpinned browser reaches the server: {:?}",
+            browser.verdict
+        );
+    }
+    proxy.shutdown().await;
+    lab.shutdown().await.unwrap();
+}

@@ -22,6 +22,8 @@ const MAX_CACHED_NAMES: usize = 4096;
 /// Leaf certificates minted from the inspection issuer, one per name.
 pub(crate) struct CertCache {
     issuer: LeafIssuer,
+    /// Sent after every minted chain (see `InterceptConfig::append_to_chain`).
+    appended: Vec<rustls::pki_types::CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
     entries: mdelab_certs::CertCache<Arc<CertifiedKey>>,
 }
@@ -36,9 +38,14 @@ impl fmt::Debug for CertCache {
 }
 
 impl CertCache {
-    pub(crate) fn new(issuer: LeafIssuer, provider: Arc<CryptoProvider>) -> Self {
+    pub(crate) fn new(
+        issuer: LeafIssuer,
+        appended: Vec<rustls::pki_types::CertificateDer<'static>>,
+        provider: Arc<CryptoProvider>,
+    ) -> Self {
         Self {
             issuer,
+            appended,
             provider,
             entries: mdelab_certs::CertCache::new(MAX_CACHED_NAMES),
         }
@@ -51,8 +58,10 @@ impl CertCache {
                 name: name.to_owned(),
                 source,
             })?;
+            let mut chain = leaf.chain;
+            chain.extend(self.appended.iter().cloned());
             let key =
-                CertifiedKey::from_der(leaf.chain, leaf.key, &self.provider).map_err(|source| {
+                CertifiedKey::from_der(chain, leaf.key, &self.provider).map_err(|source| {
                     Error::MintKey {
                         name: name.to_owned(),
                         source,

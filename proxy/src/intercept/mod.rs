@@ -77,6 +77,11 @@ pub struct InterceptConfig {
     /// certificates and the proxy's own connections to destinations) go, as NSS key-log lines
     /// for Wireshark; `None`, the default, writes nothing.
     pub key_log: Option<Arc<dyn rustls::KeyLog>>,
+    /// Certificates sent after each minted chain; empty by default. A test device uses it to
+    /// play an interceptor that appends a genuine pinned intermediate (public, no key needed):
+    /// a client that accepts a pin found on *any presented* certificate is fooled by it (the
+    /// OkHttp CVE-2016-2402 class); one that pins the validated path is not.
+    pub append_to_chain: Vec<CertificateDer<'static>>,
 }
 
 impl InterceptConfig {
@@ -98,6 +103,7 @@ impl InterceptConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             log_capacity: DEFAULT_LOG_CAPACITY,
             key_log: None,
+            append_to_chain: Vec::new(),
         }
     }
 }
@@ -136,7 +142,11 @@ pub fn spawn(
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error("client-facing", e))?;
 
-    let certs = Arc::new(CertCache::new(config.issuer, provider.clone()));
+    let certs = Arc::new(CertCache::new(
+        config.issuer,
+        config.append_to_chain,
+        provider.clone(),
+    ));
     let inspector = Inspector {
         name: config.name.clone(),
         certs: certs.clone(),
