@@ -673,11 +673,16 @@ pub fn normalise(host: &str) -> String {
 /// Whether `host` matches an exact name or a `*.suffix` pattern (any depth below the suffix).
 pub fn matches_pattern(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(suffix) => {
-            host.len() > suffix.len() + 1 && host.ends_with(suffix) && {
-                host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-            }
-        }
+        // One or more whole, non-empty labels before the suffix (`a..x.example` is no name).
+        Some(suffix) => host
+            .len()
+            .checked_sub(suffix.len())
+            .and_then(|cut| {
+                let (head, tail) = (host.get(..cut)?, host.get(cut..)?);
+                tail.eq_ignore_ascii_case(suffix).then_some(head)
+            })
+            .and_then(|head| head.strip_suffix('.'))
+            .is_some_and(|labels| labels.split('.').all(|l| !l.is_empty())),
         None => pattern.eq_ignore_ascii_case(host),
     }
 }

@@ -188,3 +188,28 @@ fn streamlined_storage_probes_are_the_pairs_the_analyzers_probe() {
         }
     }
 }
+
+#[test]
+fn a_wildcard_needs_whole_non_empty_labels() {
+    assert!(matches_pattern(
+        "*.blob.core.windows.net",
+        "a.blob.core.windows.net"
+    ));
+    assert!(matches_pattern(
+        "*.blob.core.windows.net",
+        "a.b.blob.core.windows.net"
+    ));
+    assert!(matches_pattern(
+        "*.blob.core.windows.net",
+        "A.BLOB.core.windows.net"
+    ));
+    for bad in [
+        "blob.core.windows.net",
+        ".blob.core.windows.net",
+        "a..blob.core.windows.net",
+        "xblob.core.windows.net",
+        "é.blob.core.windows.net.x",
+    ] {
+        assert!(!matches_pattern("*.blob.core.windows.net", bad), "{bad}");
+    }
+}

@@ -34,9 +34,12 @@ impl HostPattern {
     pub(crate) fn matches(&self, host: &str) -> bool {
         match self {
             Self::Exact(exact) => host == exact,
+            // One or more whole labels before the suffix: never an empty one
+            // (`a..blob.core.windows.net` is not a name).
             Self::Suffix(suffix) => host
                 .strip_suffix(suffix.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+                .and_then(|head| head.strip_suffix('.'))
+                .is_some_and(|labels| labels.split('.').all(|l| !l.is_empty())),
         }
     }
 
@@ -219,6 +222,9 @@ mod tests {
         );
         assert_eq!(d.route("blob.core.windows.net", 443), Route::Denied);
         assert_eq!(d.route("xblob.core.windows.net", 443), Route::Denied);
+        // An empty label is no name.
+        assert_eq!(d.route("a..blob.core.windows.net", 443), Route::Denied);
+        assert_eq!(d.route(".blob.core.windows.net", 443), Route::Denied);
         assert_eq!(d.route("winatp-gw-cus.microsoft.com", 80), Route::Denied);
         assert_eq!(d.route("evil.example", 443), Route::Denied);
     }

@@ -229,7 +229,23 @@ struct Parser {
     toks: Vec<(Tok, usize)>,
     at: usize,
     end: usize,
+    /// Parentheses open around the term being parsed.
+    depth: usize,
+    /// Comparisons in the query so far.
+    comparisons: usize,
 }
+
+/// The deepest parenthesis nesting a query may use. The parser, the evaluator and the drop of
+/// an expression tree recurse once per level, so a bound here bounds the stack (a query of
+/// 5,000 nested parentheses once aborted the whole lab).
+pub const MAX_NESTING: usize = 32;
+
+/// The most comparisons one query may make: `and`/`or` chains build a tree as deep as they are
+/// long, which the evaluator and the drop walk recursively.
+pub const MAX_COMPARISONS: usize = 256;
+
+/// The longest query accepted, in bytes.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
 
 const OPERATORS: &str = "where, project, take, limit, count, summarize count() by";
 
@@ -353,11 +369,24 @@ impl Parser {
 
     fn term(&mut self) -> Result<Expr, QueryError> {
         if self.peek() == Some(&Tok::LParen) {
+            if self.depth == MAX_NESTING {
+                return self.fail(format!(
+                    "parentheses nested deeper than {MAX_NESTING} levels"
+                ));
+            }
             self.at += 1;
+            self.depth += 1;
             let inner = self.expr()?;
+            self.depth -= 1;
             self.expect(&Tok::RParen, "')'")?;
             return Ok(inner);
         }
+        if self.comparisons == MAX_COMPARISONS {
+            return self.fail(format!(
+                "more than {MAX_COMPARISONS} comparisons in one query"
+            ));
+        }
+        self.comparisons += 1;
         let column = self.ident("a column name")?;
         let op_pos = self.pos();
         let op = match self.next() {
@@ -446,6 +475,15 @@ fn describe(tok: &Tok) -> String {
 
 /// Parses a query of the supported subset.
 pub fn parse(query: &str) -> Result<Query, QueryError> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(QueryError {
+            message: format!(
+                "the query is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
+                query.len()
+            ),
+            position: MAX_QUERY_BYTES,
+        });
+    }
     let toks = tokenize(query)?;
     if toks.is_empty() {
         return Err(QueryError {
@@ -457,6 +495,8 @@ pub fn parse(query: &str) -> Result<Query, QueryError> {
         toks,
         at: 0,
         end: query.len(),
+        depth: 0,
+        comparisons: 0,
     };
     let table = p.ident("a table name")?;
     let mut stages = Vec::new();

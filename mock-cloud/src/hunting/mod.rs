@@ -229,24 +229,32 @@ fn compare(cell: &Value, op: Op, literal: &Literal) -> bool {
     }
 }
 
-/// KQL `has`: the literal occurs as whole terms (bounded by non-alphanumerics), ignoring case.
+/// KQL `has`: the literal occurs as whole terms (bounded by characters that are not letters or
+/// digits, or the ends), ignoring case. Works on characters, so any UTF-8 text and literal is
+/// safe (a byte-wise step once split `é` and panicked).
 fn has_term(text: &str, term: &str) -> bool {
     if term.is_empty() {
         return true;
     }
     let hay = text.to_lowercase();
     let needle = term.to_lowercase();
-    let bytes = hay.as_bytes();
     let mut from = 0;
     while let Some(found) = hay[from..].find(&needle) {
         let start = from + found;
         let end = start + needle.len();
-        let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
-        let after_ok = end == hay.len() || !bytes[end].is_ascii_alphanumeric();
+        let before_ok = hay[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        let after_ok = hay[end..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric());
         if before_ok && after_ok {
             return true;
         }
-        from = start + 1;
+        // Step past the first character of this match, on a character boundary.
+        from = start + hay[start..].chars().next().map_or(1, char::len_utf8);
     }
     false
 }

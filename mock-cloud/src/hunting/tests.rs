@@ -269,3 +269,51 @@ fn unsupported_or_malformed_queries_get_precise_errors() {
         assert_eq!(e.position, position, "{query}: {e}");
     }
 }
+
+#[test]
+fn deep_nesting_long_chains_and_huge_queries_are_refused_with_a_position() {
+    let deep = format!(
+        "DeviceNetworkEvents | where {}RemotePort == 443{}",
+        "(".repeat(5_000),
+        ")".repeat(5_000)
+    );
+    let err = kql::parse(&deep).unwrap_err();
+    assert!(err.message.contains("nested deeper"), "{err:?}");
+    assert_eq!(
+        err.position,
+        "DeviceNetworkEvents | where ".len() + kql::MAX_NESTING
+    );
+
+    let chain = (0..20_000)
+        .map(|i| format!("RemotePort == {i}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let err = kql::parse(&format!("DeviceNetworkEvents | where {chain}")).unwrap_err();
+    assert!(
+        err.message.contains("bytes") || err.message.contains("comparisons"),
+        "{err:?}"
+    );
+    let chain = (0..300)
+        .map(|i| format!("RemotePort == {i}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let err = kql::parse(&format!("DeviceNetworkEvents | where {chain}")).unwrap_err();
+    assert!(err.message.contains("comparisons"), "{err:?}");
+    // Within the bounds, nesting and chains still work.
+    let ok = format!(
+        "DeviceNetworkEvents | where {}RemotePort == 443{}",
+        "(".repeat(kql::MAX_NESTING),
+        ")".repeat(kql::MAX_NESTING)
+    );
+    assert!(kql::parse(&ok).is_ok());
+}
+
+#[test]
+fn has_works_on_characters_not_bytes() {
+    // `where RemoteUrl has "é"` over `café` once sliced inside `é` and panicked.
+    assert!(has_term("https://café.example/x", "café"));
+    assert!(!has_term("café", "é"));
+    assert!(has_term("a é b", "é"));
+    assert!(!has_term("éé", "é"));
+    assert!(has_term("Straße-Süd", "süd"));
+}
