@@ -178,6 +178,12 @@ fn cli_scenario_list_and_run_exit_codes() {
     assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["all_as_expected"], true);
+    // Progress goes to stderr only, one plain line per scenario off a terminal.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("scenario: [1/1] static-only: "),
+        "{}",
+        explain(&out)
+    );
     let out = mdelab(&["scenario", "run", "no-such-scenario"]);
     assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("winhttp-only"));

@@ -84,6 +84,11 @@ pub async fn execute(args: &AnalyzeArgs) -> Result<bool> {
         lab,
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
     };
+    let progress = super::progress::Progress::new("analyze", 1);
+    progress.step(format_args!(
+        "{}: every URL by five methods, then the certificate chains (a blocked route gives up after {} ms)",
+        options.profile.name, args.timeout_ms
+    ));
     let (text, ok) = match args.format {
         AnalyzeFormat::Mdatp => {
             let report = analyze_mdatp(&options).await?;
@@ -98,6 +103,7 @@ pub async fn execute(args: &AnalyzeArgs) -> Result<bool> {
             (analysis.json()?, analysis.all_groups_ok())
         }
     };
+    drop(progress);
     super::print(&text)?;
     Ok(ok)
 }
