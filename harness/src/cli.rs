@@ -25,6 +25,9 @@ pub struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// No progress or announcements on stderr (errors still print); stdout is unchanged.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -57,6 +60,21 @@ pub enum Command {
     Endpoints(EndpointsArgs),
 }
 
+/// A hint for a command-line error the user may not see the cause of: `--lab` taken from
+/// `MDELAB_MANIFEST` conflicting with options of a lab started here (`certify --bind …`).
+pub fn parse_hint(err: &clap::Error) -> Option<String> {
+    let manifest = std::env::var_os(crate::commands::MANIFEST_ENV)?;
+    (err.kind() == clap::error::ErrorKind::ArgumentConflict && err.to_string().contains("--lab"))
+        .then(|| {
+            format!(
+                "note: --lab comes from {}={}; unset it to start a lab here \
+                 (`env -u {0} mdelab …`)",
+                crate::commands::MANIFEST_ENV,
+                manifest.to_string_lossy()
+            )
+        })
+}
+
 /// Installs the log subscriber (stderr), honouring `RUST_LOG`.
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
@@ -74,6 +92,7 @@ pub fn init_tracing(verbose: u8) {
 
 /// Runs a command; `Ok(true)` when every outcome was as expected.
 pub async fn run(cli: Cli) -> Result<bool> {
+    crate::commands::progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Demo(args) => demo::execute(&args).await,
         Command::Up(args) => up::execute(&args).await,

@@ -6,7 +6,17 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = mdelab::cli::Cli::parse();
+    let cli = match mdelab::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let Some(hint) = mdelab::cli::parse_hint(&err) else {
+                err.exit()
+            };
+            let _ = err.print();
+            eprintln!("{hint}");
+            return ExitCode::from(2);
+        }
+    };
     mdelab::cli::init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -232,8 +232,19 @@ async fn stats(AxumState(admin): AxumState<Admin>) -> Response {
         "blobs": s.blobs().stats(),
         "devices": s.devices().stats(),
         "live_response": s.live_response().stats(),
+        "limits": limits(s.config()),
     }))
     .into_response()
+}
+
+/// The service limits a client may need to plan against (read-only): the CnC hold cap, the
+/// largest blob and the blob store's capacity.
+fn limits(config: &crate::ServiceConfig) -> serde_json::Value {
+    serde_json::json!({
+        "cnc_max_hold_secs": config.cnc_max_hold.as_secs(),
+        "blob_max_bytes": config.blob_max_bytes,
+        "blob_capacity_bytes": config.blob_capacity_bytes,
+    })
 }
 
 /// Body of `POST /_lab/hunt`.

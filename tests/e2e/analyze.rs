@@ -20,8 +20,13 @@ fn explain(out: &Output) -> String {
     )
 }
 
+/// Runs `mdelab ARGS…` without `MDELAB_MANIFEST` (each test says which lab it means).
 fn mdelab(args: &[&str]) -> Output {
-    Command::new(mdelab_bin()).args(args).output().unwrap()
+    Command::new(mdelab_bin())
+        .args(args)
+        .env_remove("MDELAB_MANIFEST")
+        .output()
+        .unwrap()
 }
 
 /// Test 1 of the write-up: the method line and the five lines of every URL.
@@ -173,6 +178,12 @@ fn cli_scenario_list_and_run_exit_codes() {
     assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["all_as_expected"], true);
+    // Progress goes to stderr only, one plain line per scenario off a terminal.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("scenario: [1/1] static-only: "),
+        "{}",
+        explain(&out)
+    );
     let out = mdelab(&["scenario", "run", "no-such-scenario"]);
     assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("winhttp-only"));
@@ -229,8 +240,62 @@ fn cli_analyze_exit_codes_and_profiles() {
         "{}",
         explain(&out)
     );
+}
+
+/// With no arguments, as the real Client Analyzer: a directly connected device (no proxy set,
+/// nothing blocked) in a lab started for it; every group reachable, so exit 0.
+#[test]
+fn cli_analyze_without_arguments_analyzes_a_directly_connected_device() {
     let out = mdelab(&["analyze"]);
-    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Profile: direct (region us, standard)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Proxy config: Method=NoProxy"), "{stdout}");
+    let block = "Testing URL : https://winatp-gw-cus.microsoft.com/test\n\
+                 1 - Default proxy: Succeeded (200)\n";
+    assert!(stdout.contains(block), "{stdout}");
+    assert!(
+        stdout.contains("3 - Proxy disabled: Succeeded (200)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("Every URL group is reachable."),
+        "{stdout}"
+    );
+    let out = mdelab(&["analyze", "--format", "mdatp"]);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("[ERROR]"));
+}
+
+/// `MDELAB_MANIFEST` stands for `--lab` where a running lab can serve the device (here: no
+/// argument, a directly connected device), and is left alone by a scenario, whose lab proxies
+/// exist only in a lab of its own.
+#[test]
+fn cli_analyze_reads_mdelab_manifest_except_for_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = UpProcess::start(dir.path(), &[]);
+    let with_env = |args: &[&str]| {
+        Command::new(mdelab_bin())
+            .args(args)
+            .env("MDELAB_MANIFEST", &up.manifest_path)
+            .output()
+            .unwrap()
+    };
+    let out = with_env(&["analyze"]);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("against a running lab"), "{stdout}");
+    let out = with_env(&["analyze", "--scenario", "winhttp-only"]);
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Method=NamedWinHttp, address=PROX01:3128"),
+        "{}",
+        explain(&out)
+    );
+    assert!(up.terminate().success());
 }
 
 /// The analyzer's view of a real proxy: a Squid in front of a running lab, given on the

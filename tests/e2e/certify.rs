@@ -270,6 +270,108 @@ fn a_squid_splicing_the_mde_hosts_is_fit_for_mde() {
     assert!(up.terminate().success());
 }
 
+/// `mdelab certify --lab` with every default against `mdelab up` with every default passes
+/// for a plain CONNECT proxy (the lab's own, which resolves the catalog names to the lab's
+/// ephemeral ports itself): the lab caps CnC holds at 30 s, so the suite holds the poll 30 s
+/// instead of its 120 s and says so in a note, rather than failing two checks on a lab setting.
+#[test]
+fn certify_with_defaults_passes_against_up_with_defaults_holding_what_the_lab_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = UpProcess::start(dir.path(), &[]);
+    let proxy = format!("http://{}", up.manifest.connect_proxy.unwrap());
+    let out = Command::new(mdelab_bin())
+        .args(["certify", "--proxy", &proxy, "--lab"])
+        .arg(&up.manifest_path)
+        .env_remove("MDELAB_MANIFEST")
+        .output()
+        .expect("mdelab certify runs");
+    let context = format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{context}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut tail = stdout.lines().rev();
+    let verdict = tail.next().unwrap_or_default();
+    assert!(
+        verdict.starts_with(&format!("VERDICT: {proxy} is fit for MDE (")),
+        "{context}"
+    );
+    assert_eq!(
+        tail.next(),
+        Some(
+            "note: the CnC long poll was held 30 s, the lab's cap, not the suite's default 120 s \
+             (start the lab with `mdelab up --cnc-max-hold 120` to certify the full hold)"
+        ),
+        "{context}"
+    );
+    assert!(
+        stdout.contains("CnC long poll: held 30 s through the proxy"),
+        "{context}"
+    );
+    // Progress, one plain line per step on a non-terminal stderr.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("certify: [7/7] CnC long poll: waiting for the end of its 30 s hold"),
+        "{context}"
+    );
+
+    // An explicit --hold beyond the lab's cap is refused before anything runs.
+    let out = Command::new(mdelab_bin())
+        .args(["certify", "--proxy", &proxy, "--hold", "31"])
+        .env("MDELAB_MANIFEST", &up.manifest_path)
+        .output()
+        .expect("mdelab certify runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mdelab up --cnc-max-hold 31"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(up.terminate().success());
+}
+
+/// Machine formats keep stdout to themselves: `--format json` parses whole while the progress
+/// lines go to stderr, and `--quiet` silences those. The lab comes from `MDELAB_MANIFEST`.
+#[test]
+fn certify_json_is_alone_on_stdout_with_progress_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = UpProcess::start(dir.path(), &[]);
+    let proxy = format!("http://{}", up.manifest.connect_proxy.unwrap());
+    let run = |quiet: bool| {
+        let mut command = Command::new(mdelab_bin());
+        if quiet {
+            command.arg("--quiet");
+        }
+        command
+            .args(["certify", "--proxy", &proxy, "--format", "json"])
+            .args(["--connectivity", "standard", "--hold", "1"])
+            .args(["--upload-mib", "1", "--posts", "2"])
+            .env("MDELAB_MANIFEST", &up.manifest_path)
+            .output()
+            .expect("mdelab certify runs")
+    };
+    let out = run(false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert!(json.is_object(), "{json}");
+    for line in [
+        "certify: [1/5] reachability and TLS chains",
+        "certify: [3/5] sample upload: 1 MiB (standard)",
+        "certify: [5/5] CnC long poll: waiting for the end of its 1 s hold",
+    ] {
+        assert!(stderr.contains(line), "{line} missing from\n{stderr}");
+    }
+    let quiet = run(true);
+    assert_eq!(quiet.status.code(), Some(0));
+    serde_json::from_slice::<serde_json::Value>(&quiet.stdout).expect("stdout is JSON");
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+    assert!(up.terminate().success());
+}
+
 fn section<'a>(report: &'a Report, prefix: &str) -> &'a mdelab::report::Section {
     report
         .sections

@@ -13,12 +13,14 @@ pub mod demo;
 pub mod endpoints;
 pub mod env;
 pub mod hunt;
+pub mod progress;
 pub mod proxy;
 pub mod scenario;
 pub mod up;
 pub mod wait;
 
 use std::io::Write as _;
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
@@ -29,6 +31,21 @@ pub(crate) fn print(text: &str) -> Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("failed to write to stdout"),
     }
+}
+
+/// The environment variable naming a running lab's manifest, read wherever `--manifest` (or
+/// `--lab MANIFEST`) is; `mdelab env` exports it.
+pub const MANIFEST_ENV: &str = "MDELAB_MANIFEST";
+
+/// The lab manifest of `--manifest` (or `MDELAB_MANIFEST`, which clap has already read into
+/// it), or an error naming both.
+pub(crate) fn manifest_path(path: Option<&Path>) -> Result<&Path> {
+    path.with_context(|| {
+        format!(
+            "no lab manifest: give --manifest FILE or set {MANIFEST_ENV} \
+             (`mdelab up --manifest FILE` writes one; `eval \"$(mdelab env --manifest FILE)\"` sets the variable)"
+        )
+    })
 }
 
 /// SIGINT and SIGTERM handlers, installed *before* a service announces it is ready, so a

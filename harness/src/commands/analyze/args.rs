@@ -16,7 +16,8 @@ pub enum AnalyzeFormat {
     Json,
 }
 
-/// Options of `mdelab analyze`.
+/// Options of `mdelab analyze`. With none, the analyzer's view of a directly connected device
+/// (no proxy configured, nothing blocked) in a lab started for it.
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
     /// A machine profile (TOML) to analyze.
@@ -30,9 +31,16 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub proxy: Option<String>,
     /// Analyze against a running lab (`mdelab up --manifest FILE`) instead of starting one;
-    /// the profile may then name no lab proxy, and the gateway rule is not enforced.
-    #[arg(long)]
+    /// the profile may then name no lab proxy, and the gateway rule is not enforced. Without
+    /// it, `MDELAB_MANIFEST` (exported by `mdelab env`) is used the same way, except with
+    /// `--scenario` or a profile naming a lab proxy: those run in a lab of their own.
+    #[arg(long, value_name = "MANIFEST")]
     pub lab: Option<PathBuf>,
+    /// `MDELAB_MANIFEST` as read when the options were parsed (see `--lab`).
+    #[arg(skip = std::env::var_os(crate::commands::MANIFEST_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from))]
+    pub lab_from_env: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: AnalyzeFormat,

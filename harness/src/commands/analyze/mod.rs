@@ -42,10 +42,10 @@ pub use model::{
 
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::manifest::Manifest;
-use crate::scenario::profile::MachineProfile;
+use crate::scenario::profile::{LabProxy, MachineProfile};
 
 /// Runs the analysis and prints its view; `Ok(true)` when every URL group is reachable
 /// (130017…130021).
@@ -61,11 +61,20 @@ pub async fn execute(args: &AnalyzeArgs) -> Result<bool> {
         (None, None) if args.proxy.is_some() => MachineProfile::from_toml(
             "name = \"command-line\"\ndescription = \"nothing configured; the proxy given on the command line\"",
         )?,
-        (None, None) => bail!(
-            "give a machine profile (--profile FILE or --scenario NAME) or a proxy (--proxy URL)"
-        ),
+        (None, None) => MachineProfile::from_toml(DIRECT_DEVICE)?,
     };
-    let lab = match &args.lab {
+    // MDELAB_MANIFEST stands for --lab only where a running lab can serve the device: not for
+    // a scenario, nor for a profile or command-line proxy naming a lab proxy.
+    let names_lab_proxy = !profile.referenced_proxies().is_empty()
+        || args
+            .proxy
+            .as_deref()
+            .is_some_and(|p| p.parse::<LabProxy>().is_ok());
+    let from_env = args
+        .lab_from_env
+        .as_ref()
+        .filter(|_| args.scenario.is_none() && !names_lab_proxy);
+    let lab = match args.lab.as_ref().or(from_env) {
         Some(path) => Some(Manifest::read(path)?),
         None => None,
     };
@@ -75,6 +84,11 @@ pub async fn execute(args: &AnalyzeArgs) -> Result<bool> {
         lab,
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
     };
+    let progress = super::progress::Progress::new("analyze", 1);
+    progress.step(format_args!(
+        "{}: every URL by five methods, then the certificate chains (a blocked route gives up after {} ms)",
+        options.profile.name, args.timeout_ms
+    ));
     let (text, ok) = match args.format {
         AnalyzeFormat::Mdatp => {
             let report = analyze_mdatp(&options).await?;
@@ -89,9 +103,19 @@ pub async fn execute(args: &AnalyzeArgs) -> Result<bool> {
             (analysis.json()?, analysis.all_groups_ok())
         }
     };
+    drop(progress);
     super::print(&text)?;
     Ok(ok)
 }
+
+/// The device `mdelab analyze` analyzes when given no profile, scenario or proxy: as the real
+/// Client Analyzer run with no arguments on a machine with no proxy set and a direct route out.
+pub const DIRECT_DEVICE: &str = r#"name = "direct"
+description = "no proxy configured; the device reaches the cloud directly"
+
+[gateway]
+blocks_direct = false
+"#;
 
 /// What to analyze.
 #[derive(Clone, Debug)]

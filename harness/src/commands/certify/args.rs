@@ -62,9 +62,12 @@ pub struct CertifyArgs {
     #[arg(long, value_enum, default_value_t)]
     pub connectivity: ModelChoice,
     /// Seconds the CnC long poll is held (a proxy that cuts idle tunnels sooner fails).
-    #[arg(long, value_name = "SECS", default_value_t = 120,
+    /// Default 120; against a running lab (`--lab`), at most the lab's hold cap
+    /// (`mdelab up --cnc-max-hold`, read from its admin API), with a note saying so. A `--hold`
+    /// above that cap is refused before the suite runs.
+    #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub hold: u64,
+    pub hold: Option<u64>,
     /// Size of the sample upload, in MiB.
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -80,9 +83,10 @@ pub struct CertifyArgs {
     #[arg(long, value_name = "HOST:PORT", default_value = "www.example.org:443")]
     pub deny_target: String,
     /// Manifest of a running `mdelab up` to certify against (it must serve on ports 443 and 80
-    /// of an address the proxy resolves the catalog names to). Without it, a lab is started
-    /// here on the standard ports of `--bind`.
-    #[arg(long, value_name = "MANIFEST")]
+    /// of an address the proxy resolves the catalog names to). `MDELAB_MANIFEST` (exported by
+    /// `mdelab env`) counts as `--lab`. Without either, a lab is started here on the standard
+    /// ports of `--bind` (unset `MDELAB_MANIFEST` to use `--bind`, `--dns-port`, `--state-dir`).
+    #[arg(long, value_name = "MANIFEST", env = "MDELAB_MANIFEST")]
     pub lab: Option<PathBuf>,
     /// Address of the lab started here (HTTPS 443, HTTP 80, DNS `--dns-port`; needs root).
     #[arg(long, default_value = "127.0.0.2", conflicts_with = "lab")]
@@ -103,7 +107,15 @@ struct Standalone {
     args: CertifyArgs,
 }
 
+/// The CnC hold when `--hold` is not given (capped by a running lab's setting).
+pub const DEFAULT_HOLD_SECS: u64 = 120;
+
 impl CertifyArgs {
+    /// Seconds the CnC long poll is held: `--hold`, or [`DEFAULT_HOLD_SECS`].
+    pub fn hold_secs(&self) -> u64 {
+        self.hold.unwrap_or(DEFAULT_HOLD_SECS)
+    }
+
     /// Parses the options as `mdelab certify` would, e.g.
     /// `["--proxy", "http://127.0.0.1:3128", "--hold", "2"]`; every default applies.
     pub fn parse_from<I, T>(args: I) -> Result<Self, clap::Error>
@@ -123,7 +135,7 @@ mod tests {
     fn options_parse_with_their_defaults() {
         let args = CertifyArgs::parse_from(["--proxy", "http://127.0.0.1:3128"]).unwrap();
         assert_eq!(
-            (args.hold, args.upload_mib, args.posts, args.region),
+            (args.hold_secs(), args.upload_mib, args.posts, args.region),
             (120, 64, 50, Region::Us)
         );
         assert_eq!(args.connectivity, ModelChoice::Both);

@@ -26,6 +26,7 @@ use super::inspection::{exchanged, inspecting_issuer, inspection};
 use super::long_poll::LongPoll;
 use super::model::{Family, Item, Results, sensor_check};
 use super::{LINES_PER_POST, LabView, MIB, STEP_TIMEOUT};
+use crate::commands::progress::Progress;
 use crate::manifest::Manifest;
 use crate::report::Check;
 
@@ -48,6 +49,8 @@ pub(super) struct Suite<'a> {
     models: Vec<Connectivity>,
     /// Makes this run's device ids and blob names unique on a shared lab.
     nonce: String,
+    /// What the run is doing, on stderr.
+    progress: &'a Progress,
 }
 
 impl<'a> Suite<'a> {
@@ -57,6 +60,7 @@ impl<'a> Suite<'a> {
         proxy: SocketAddr,
         proxy_user: Option<(String, String)>,
         manifest: &Manifest,
+        progress: &'a Progress,
     ) -> Result<Self> {
         Ok(Self {
             args,
@@ -69,7 +73,15 @@ impl<'a> Suite<'a> {
             lab: LabView::from_manifest(manifest)?,
             models: args.connectivity.models(),
             nonce: hex::encode(rand::random::<[u8; 4]>()),
+            progress,
         })
+    }
+
+    /// The steps [`Suite::run`] reports: reachability, CRL/CTL, an upload and the posts per
+    /// model, the wait for the long polls, then the denial and credentials checks when asked.
+    pub(super) fn steps(args: &CertifyArgs) -> u64 {
+        let models = args.connectivity.models().len() as u64;
+        3 + 2 * models + u64::from(args.check_deny) + u64::from(args.proxy_user.is_some())
     }
 
     /// Sends one of the sensor's requests to `origin` through the proxy, as SYSTEM.
@@ -106,28 +118,44 @@ impl<'a> Suite<'a> {
         // The long polls take `--hold` seconds: run them alongside everything else, as the
         // sensor keeps its CnC poll open while it uploads.
         let polls = self.start_long_polls()?;
+        let progress = self.progress;
+        progress.step(format_args!(
+            "reachability and TLS chains: every HTTPS URL through the proxy (CnC long poll of {} s under way)",
+            self.args.hold_secs()
+        ));
         let reach = self.reachability().await;
         let inspection = inspection(&reach);
+        progress.step("CRL/CTL: every plain-HTTP URL through the proxy");
         let crl = self.crl_ctl().await;
         let mut uploads = Vec::new();
         for model in self.models.clone() {
+            progress.step(format_args!(
+                "sample upload: {} MiB ({model})",
+                self.args.upload_mib
+            ));
             uploads.push(self.upload(model).await?);
         }
         let mut posts = Vec::new();
         for model in self.models.clone() {
+            progress.step(format_args!(
+                "cyber data: {} 1DS posts ({model})",
+                self.args.posts
+            ));
             posts.push(self.posts(model).await?);
         }
-        if polls.iter().any(|p| !p.is_finished()) {
-            eprintln!(
-                "  waiting for the CnC long poll to end its {} s hold…",
-                self.args.hold
-            );
-        }
+        progress.step(format_args!(
+            "CnC long poll: waiting for the end of its {} s hold",
+            self.args.hold_secs()
+        ));
         let mut long_polls = Vec::new();
         for poll in polls {
             long_polls.push(poll.await.context("the long-poll task failed")?);
         }
         let deny = if self.args.check_deny {
+            progress.step(format_args!(
+                "denial: CONNECT {} must be refused",
+                self.args.deny_target
+            ));
             let check = deny_check(self.proxy, &self.args.deny_target, STEP_TIMEOUT).await;
             let reason = (!check.as_expected()).then(|| {
                 format!(
@@ -239,7 +267,7 @@ impl<'a> Suite<'a> {
                 origin,
                 path,
                 device: self.device(*model),
-                hold: Duration::from_secs(self.args.hold),
+                hold: Duration::from_secs(self.args.hold_secs()),
                 route: self.route.clone(),
                 trust: self.lab.trust.clone(),
                 network: self.lab.network.clone(),
@@ -574,6 +602,8 @@ impl<'a> Suite<'a> {
         let Some((user, password)) = &self.proxy_user else {
             return Vec::new();
         };
+        self.progress
+            .step("proxy credentials: one probe with --proxy-user");
         let Some(first) = reach.first() else {
             return Vec::new();
         };

@@ -31,7 +31,7 @@ mod long_poll;
 mod model;
 mod verdict;
 
-pub use args::{CertifyArgs, ModelChoice};
+pub use args::{CertifyArgs, DEFAULT_HOLD_SECS, ModelChoice};
 pub use checks::deny_check;
 
 use std::collections::BTreeMap;
@@ -47,6 +47,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
 use crate::admin_client::AdminClient;
+use crate::commands::progress::Progress;
 use crate::lab::{Lab, LabOptions};
 use crate::manifest::Manifest;
 use crate::report::Report;
@@ -81,16 +82,69 @@ pub async fn certify(args: &CertifyArgs) -> Result<Report> {
             (Some(lab), manifest)
         }
     };
-    announce(args, &manifest, lab.is_some());
-    let suite = checks::Suite::new(args, proxy, proxy_user, &manifest);
-    let result = match suite {
-        Ok(suite) => suite.run().await.map(|results| results.into_report(args)),
-        Err(err) => Err(err),
-    };
+    let in_process = lab.is_some();
+    let result = run_suite(args, proxy, proxy_user, &manifest, in_process).await;
     if let Some(lab) = lab {
         lab.shutdown().await?;
     }
     result
+}
+
+/// Plans the run against the lab of `manifest` (the hold it allows), then runs the suite.
+async fn run_suite(
+    args: &CertifyArgs,
+    proxy: SocketAddr,
+    proxy_user: Option<(String, String)>,
+    manifest: &Manifest,
+    in_process: bool,
+) -> Result<Report> {
+    // A lab started here was given the hold asked for; a running one says what it allows.
+    let cap = if in_process {
+        None
+    } else {
+        lab_hold_cap(manifest).await
+    };
+    let (args, hold_note) = plan_hold(args, cap)?;
+    let args = &args;
+    let progress = Progress::new("certify", checks::Suite::steps(args));
+    announce(args, manifest, in_process, proxy, &progress);
+    let suite = checks::Suite::new(args, proxy, proxy_user, manifest, &progress)?;
+    let mut results = suite.run().await?;
+    results.notes.splice(0..0, hold_note);
+    Ok(results.into_report(args))
+}
+
+/// The longest CnC hold a running lab allows (`limits.cnc_max_hold_secs` of `/_lab/stats`);
+/// `None` when the lab does not say (an older lab: the hold asked for is tried as is).
+async fn lab_hold_cap(manifest: &Manifest) -> Option<u64> {
+    let admin = AdminClient::new(manifest.admin?, manifest.admin_token.clone());
+    let stats = admin.get("/_lab/stats").await.ok()?;
+    stats["limits"]["cnc_max_hold_secs"].as_u64()
+}
+
+/// The options with the hold this run uses, and the note saying so when the lab's cap
+/// shortened the default: `--hold` unset holds [`DEFAULT_HOLD_SECS`] or the lab's cap if lower;
+/// an explicit `--hold` above the cap is refused (the check could only fail on a lab setting).
+fn plan_hold(args: &CertifyArgs, cap: Option<u64>) -> Result<(CertifyArgs, Option<String>)> {
+    let (hold, note) = match (args.hold, cap) {
+        (Some(hold), Some(cap)) if hold > cap => bail!(
+            "--hold {hold}: the lab holds CnC long polls for at most {cap} s; start it with \
+             `mdelab up --cnc-max-hold {hold}`, or give --hold {cap} or less"
+        ),
+        (Some(hold), _) => (hold, None),
+        (None, Some(cap)) if cap < DEFAULT_HOLD_SECS => (
+            cap.max(1),
+            Some(format!(
+                "note: the CnC long poll was held {} s, the lab's cap, not the suite's default {DEFAULT_HOLD_SECS} s \
+                 (start the lab with `mdelab up --cnc-max-hold {DEFAULT_HOLD_SECS}` to certify the full hold)",
+                cap.max(1)
+            )),
+        ),
+        (None, _) => (DEFAULT_HOLD_SECS, None),
+    };
+    let mut planned = args.clone();
+    planned.hold = Some(hold);
+    Ok((planned, note))
 }
 
 /// The lab started by `certify` itself: standard ports, and the cloud's limits raised to what
@@ -105,7 +159,9 @@ fn lab_options(args: &CertifyArgs) -> LabOptions {
         http_port: 80,
         dns_port: args.dns_port,
         services: ServiceConfig {
-            cnc_max_hold: defaults.cnc_max_hold.max(Duration::from_secs(args.hold)),
+            cnc_max_hold: defaults
+                .cnc_max_hold
+                .max(Duration::from_secs(args.hold_secs())),
             blob_max_bytes: defaults.blob_max_bytes.max(upload),
             // Room for one upload per model, so none evicts the other before it is compared.
             blob_capacity_bytes: defaults.blob_capacity_bytes.max(upload * models + MIB),
@@ -119,7 +175,13 @@ fn lab_options(args: &CertifyArgs) -> LabOptions {
 
 /// Tells the operator where the lab is and how the proxy must find it (stderr: stdout is the
 /// report, which may be JSON or XML).
-fn announce(args: &CertifyArgs, manifest: &Manifest, in_process: bool) {
+fn announce(
+    args: &CertifyArgs,
+    manifest: &Manifest,
+    in_process: bool,
+    proxy: SocketAddr,
+    progress: &Progress,
+) {
     let ip = manifest.https.ip();
     let mut text = format!(
         "mdelab certify: proxy {}, region {}, connectivity {}\n",
@@ -145,7 +207,9 @@ fn announce(args: &CertifyArgs, manifest: &Manifest, in_process: bool) {
         "  lab DNS      {}  (or let the proxy resolve through it, e.g. squid `dns_nameservers {ip}`)\n",
         manifest.dns
     ));
-    if manifest.https.port() != 443 || manifest.http.port() != 80 {
+    // The lab's own CONNECT proxy knows the lab's ports; any other proxy dials 443 and 80.
+    let own_proxy = manifest.connect_proxy == Some(proxy);
+    if !own_proxy && (manifest.https.port() != 443 || manifest.http.port() != 80) {
         text.push_str(&format!(
             "  warning: the lab is not on ports 443/80: a proxy resolving catalog names to {ip} \
              dials 443 and 80 and will miss it (start it with --https-port 443 --http-port 80)\n"
@@ -153,9 +217,9 @@ fn announce(args: &CertifyArgs, manifest: &Manifest, in_process: bool) {
     }
     text.push_str(&format!(
         "  the CnC long poll is held {} s: the run takes at least that long\n",
-        args.hold
+        args.hold_secs()
     ));
-    eprint!("{text}");
+    progress.line(text.trim_end());
 }
 
 /// The proxy's address from `http://host:port` (or `host:port`).
@@ -276,6 +340,33 @@ mod tests {
         ] {
             assert!(resolve_proxy(bad).await.is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_default_hold_follows_a_lower_lab_cap_and_an_explicit_one_above_it_is_refused() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["--proxy", "http://127.0.0.1:3128"];
+            argv.extend(extra);
+            CertifyArgs::parse_from(argv).unwrap()
+        };
+        let (planned, note) = plan_hold(&parse(&[]), Some(30)).unwrap();
+        assert_eq!(planned.hold, Some(30));
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "note: the CnC long poll was held 30 s, the lab's cap, not the suite's default 120 s \
+                 (start the lab with `mdelab up --cnc-max-hold 120` to certify the full hold)"
+            )
+        );
+        assert_eq!(plan_hold(&parse(&[]), Some(300)).unwrap().0.hold, Some(120));
+        assert_eq!(plan_hold(&parse(&[]), None).unwrap().0.hold, Some(120));
+        let (planned, note) = plan_hold(&parse(&["--hold", "5"]), Some(30)).unwrap();
+        assert_eq!((planned.hold, note), (Some(5), None));
+        let refused = plan_hold(&parse(&["--hold", "60"]), Some(30)).unwrap_err();
+        assert!(
+            refused.to_string().contains("mdelab up --cnc-max-hold 60"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl Results {
     /// The report: one section per family that ran, the notes, then the verdict line.
     pub(super) fn into_report(self, args: &CertifyArgs) -> Report {
         let region = args.region;
-        let hold = args.hold;
+        let hold = args.hold_secs();
         let mib = args.upload_mib;
         let posts_n = args.posts;
         let mut families: Vec<(String, Vec<Item>)> = vec![

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 /// Options of `mdelab env`.
 #[derive(Debug, clap::Args)]
 pub struct EnvArgs {
-    /// The running lab's manifest.
-    #[arg(long)]
-    pub manifest: PathBuf,
+    /// The running lab's manifest (required unless `MDELAB_MANIFEST` is set).
+    #[arg(long, env = "MDELAB_MANIFEST", value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
     /// Which lab proxy to export.
     #[arg(long, value_enum, default_value_t)]
     pub proxy: EnvProxy,

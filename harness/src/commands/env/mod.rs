@@ -13,8 +13,9 @@ use crate::manifest::Manifest;
 
 /// Runs `mdelab env`: prints the exports; always as expected.
 pub fn execute(args: &EnvArgs) -> Result<bool> {
-    let manifest = Manifest::read(&args.manifest)?;
-    super::print(&exports(&args.manifest, &manifest, args.proxy)?)?;
+    let path = super::manifest_path(args.manifest.as_deref())?;
+    let manifest = Manifest::read(path)?;
+    super::print(&exports(path, &manifest, args.proxy)?)?;
     Ok(true)
 }
 

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 pub struct HuntArgs {
     /// The query, e.g. `DeviceNetworkEvents | where ActionType == "ConnectionSuccess" | take 10`.
     pub query: String,
-    /// The running lab's manifest.
-    #[arg(long)]
-    pub manifest: PathBuf,
+    /// The running lab's manifest (required unless `MDELAB_MANIFEST` is set).
+    #[arg(long, env = "MDELAB_MANIFEST", value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: HuntFormat,

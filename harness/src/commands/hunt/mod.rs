@@ -13,7 +13,7 @@ use crate::report::{self, Grid};
 
 /// Runs `mdelab hunt`: prints the answer; an error when the lab refused the query.
 pub async fn execute(args: &HuntArgs) -> Result<bool> {
-    let lab = Manifest::read(&args.manifest)?;
+    let lab = Manifest::read(super::manifest_path(args.manifest.as_deref())?)?;
     match hunt(&lab, &args.query).await? {
         Ok(result) => {
             super::print(&render_hunt(&result, args.format)?)?;

@@ -10,7 +10,7 @@ pub struct CommonArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// Manifest of a running `mdelab up`: reach its catalog hosts (and only those).
-    #[arg(long)]
+    #[arg(long, env = "MDELAB_MANIFEST", value_name = "MANIFEST")]
     pub lab: Option<PathBuf>,
     /// Demand Basic authentication with these credentials (`user:password`); 407 without.
     #[arg(long, value_name = "USER:PASSWORD")]

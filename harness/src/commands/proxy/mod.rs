@@ -42,7 +42,8 @@ pub async fn execute(command: ProxyCommand) -> Result<bool> {
             let (listener, destinations, lab) = prepare(&args.common).await?;
             let Some(manifest) = lab else {
                 bail!(
-                    "the intercepting proxy needs --lab MANIFEST: it verifies upstream chains against the lab roots"
+                    "the intercepting proxy needs --lab MANIFEST (or {}): it verifies upstream chains against the lab roots",
+                    super::MANIFEST_ENV
                 );
             };
             let pki_dir = manifest.state_dir.join("pki");
@@ -92,8 +93,9 @@ async fn prepare(args: &CommonArgs) -> Result<(TcpListener, Destinations, Option
         Some(m) => catalog_destinations(m.https, m.http),
         None if args.allow_unlisted => Destinations::new(),
         None => bail!(
-            "give --lab MANIFEST (reach the lab's catalog hosts) or --allow-unlisted \
-             (reach anything: an open relay); the proxy never relays by default"
+            "give --lab MANIFEST or set {} (reach the lab's catalog hosts), or --allow-unlisted \
+             (reach anything: an open relay); the proxy never relays by default",
+            super::MANIFEST_ENV
         ),
     };
     Ok((

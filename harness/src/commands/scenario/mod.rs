@@ -99,10 +99,13 @@ pub async fn execute(command: ScenarioCommand) -> Result<bool> {
             } else {
                 vec![lookup(&name)?]
             };
+            let progress = super::progress::Progress::new("scenario", selected.len() as u64);
             let mut reports = Vec::new();
             for scenario in &selected {
+                progress.step(format_args!("{}: {}", scenario.name, scenario.title));
                 reports.push(run_named(scenario, &options).await?);
             }
+            drop(progress);
             print(&report::scenario::render(&reports, format)?)?;
             Ok(reports.iter().all(ScenarioReport::all_as_expected))
         }

@@ -14,11 +14,12 @@ use crate::manifest::Manifest;
 
 /// Runs `mdelab wait`: as expected iff the lab became ready in time (else a note on stderr).
 pub async fn execute(args: &WaitArgs) -> Result<bool> {
-    let ready = wait(&args.manifest, Duration::from_secs(args.timeout)).await?;
+    let path = super::manifest_path(args.manifest.as_deref())?;
+    let ready = wait(path, Duration::from_secs(args.timeout)).await?;
     if !ready {
         eprintln!(
             "mdelab: the lab of {} was not ready within {} s",
-            args.manifest.display(),
+            path.display(),
             args.timeout
         );
     }
