@@ -45,6 +45,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 
 use crate::manifest::Manifest;
+use crate::report;
 use crate::scenario::profile::MachineProfile;
 
 /// Runs the analysis and prints its view; `Ok(true)` when every URL group is reachable
@@ -87,6 +88,10 @@ pub async fn execute(args: &AnalyzeArgs) -> Result<bool> {
         AnalyzeFormat::Json => {
             let analysis = analyze(&options).await?;
             (analysis.json()?, analysis.all_groups_ok())
+        }
+        AnalyzeFormat::Html => {
+            let analysis = analyze(&options).await?;
+            (report::html::analysis(&analysis), analysis.all_groups_ok())
         }
     };
     super::print(&text)?;
