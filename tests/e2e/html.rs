@@ -149,7 +149,7 @@ fn text_of(dom: &str, el: &str, tag: &str) -> String {
 fn demo_html_shows_the_pinning_matrix_with_its_evidence() {
     let out = mdelab(&["demo", "--format", "html"]);
     assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
-    let dom = render("report-demo", &out.stdout, 1400);
+    let dom = render("report-demo", &out.stdout, 1180);
     let verdict = element(&dom, "p", &[("id", "verdict")]);
     assert_eq!(attr(verdict, "data-verdict"), "PASS", "{verdict}");
     assert_eq!(attr(verdict, "data-failed"), "0");

@@ -85,7 +85,7 @@ pub fn analysis(a: &Analysis) -> String {
 
     body.push_str(
         "<h2>Every URL, five methods</h2>\n<p class=\"legend\"><span class=\"pass\">answered</span>\
-         <span class=\"pin\">TLS refused (pin or chain)</span><span class=\"proxy\">proxy 407</span>\
+         <span class=\"pin\">pin mismatch</span><span class=\"untrusted\">untrusted chain</span><span class=\"proxy\">proxy 407</span>\
          <span class=\"timeout\">timeout (12002)</span><span class=\"none\">doesn't exist</span></p>\n",
     );
     let mut group = "";
@@ -97,7 +97,7 @@ pub fn analysis(a: &Analysis) -> String {
             group = url.group;
             let _ = writeln!(
                 body,
-                "<h3 id=\"group-{g}\">{g}</h3>\n<table class=\"methods\">\n<tr><th>URL</th>\
+                "<h3 id=\"group-{g}\">{g}</h3>\n<table class=\"methods\">\n<tr><th>Testing URL</th>\
                  <th>1 - Default proxy</th><th>2 - Proxy auto discovery (WPAD)</th>\
                  <th>3 - Proxy disabled</th><th>4 - Named proxy</th><th>5 - Command line proxy</th>\
                  <th>reachable</th></tr>",
@@ -106,7 +106,7 @@ pub fn analysis(a: &Analysis) -> String {
         }
         let _ = write!(
             body,
-            "<tr data-url=\"{u}\" data-reachable=\"{r}\"><td>Testing URL : {u}</td>",
+            "<tr data-url=\"{u}\" data-reachable=\"{r}\"><td>{u}</td>",
             u = escape(&url.url),
             r = url.reachable,
         );
@@ -152,29 +152,33 @@ pub fn analysis(a: &Analysis) -> String {
     )
 }
 
-/// One method's line: the analyzer's text, coloured by the device's verdict, the evidence
-/// behind a click.
+/// One method's line: the analyzer's text (a failure shortened to its WinHTTP error code, the
+/// whole line behind a click), coloured by the device's verdict.
 fn method_cell(m: &MethodResult) -> String {
     let short = match m.line.split_once(':') {
         Some((head, _)) if m.line.starts_with("Failed (") => format!("{head})"),
         _ => m.line.clone(),
     };
-    match &m.outcome {
-        Some(outcome) => format!(
-            "<td class=\"{class}\" data-method=\"{n}\" data-verdict=\"{verdict}\" \
-             title=\"{line}\"><details><summary>{short}</summary><p>{line}<br>{evidence}</p>\
-             </details></td>",
-            class = class(&outcome.verdict),
-            n = m.number,
-            verdict = escape(&outcome.verdict.label()),
-            line = escape(&m.line),
-            short = escape(&short),
-            evidence = escape(&outcome.evidence),
+    let (class, verdict, evidence) = match &m.outcome {
+        Some(outcome) => (
+            class(&outcome.verdict),
+            format!(" data-verdict=\"{}\"", escape(&outcome.verdict.label())),
+            format!("<br>{}", escape(&outcome.evidence)),
         ),
-        None => format!(
-            "<td class=\"none\" data-method=\"{}\" title=\"{line}\">{line}</td>",
+        None => ("none", String::new(), String::new()),
+    };
+    if short == m.line && evidence.is_empty() {
+        return format!(
+            "<td class=\"{class}\" data-method=\"{}\"{verdict}>{}</td>",
             m.number,
-            line = escape(&m.line),
-        ),
+            escape(&m.line)
+        );
     }
+    format!(
+        "<td class=\"{class}\" data-method=\"{n}\"{verdict} title=\"{line}\"><details>\
+         <summary>{short}</summary><p>{line}{evidence}</p></details></td>",
+        n = m.number,
+        line = escape(&m.line),
+        short = escape(&short),
+    )
 }

@@ -21,7 +21,6 @@ mod scenario;
 pub use analyze::analysis;
 pub use scenario::scenarios;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use mdelab_certs::pki::{AZURE_ISSUING_NAME, PINNED_ISSUING_NAME};
@@ -92,10 +91,10 @@ tr.ok td.count{background:#dff3e4}tr.fail td.count{background:#fde2e1}\
 details summary{cursor:pointer;white-space:nowrap}details p{margin:.3rem 0 0;font-size:.8rem;max-width:36rem}\
 .legend span{display:inline-block;padding:.1rem .5rem;margin-right:.4rem;border:1px solid #c8c8c8;font-size:.85rem}\
 .meta{color:#444;font-size:.9rem;margin:.2rem 0}.summary{margin:.2rem 0}\
-.flow{display:flex;align-items:center;gap:.3rem;flex-wrap:wrap}\
+.flow{display:flex;align-items:center;gap:.3rem;flex-wrap:nowrap}\
 .node{display:inline-block;padding:.1rem .45rem;border:1px solid #888;border-radius:.3rem;background:#fff;white-space:nowrap}\
 .node.proxy-node{border-color:#5e35b1;background:#ede7f6;font-weight:600}\
-.node.direct{border-style:dashed}.node.device,.node.cloud{background:#f1f1f1}\
+.node.direct{border-style:dashed}.node.stopped{border-style:dashed;color:#999;text-decoration:line-through}.node.device,.node.cloud{background:#f1f1f1}\
 .arrow{color:#666}.route{font-family:ui-monospace,monospace;font-size:.8rem}\
 .mark{text-align:center;font-weight:700}\
 code{font-size:.85rem}\
@@ -215,10 +214,9 @@ fn is_lab_issuer(issuer: &str) -> bool {
 }
 
 /// The issuers that replaced the lab's chain on checks that did not go as expected, each with
-/// its failed checks' targets, in order of first appearance.
-fn replacing_issuers(report: &Report) -> Vec<(&str, Vec<&str>)> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut targets: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+/// how many such checks it spoiled and their distinct targets, in order of first appearance.
+fn replacing_issuers(report: &Report) -> Vec<(&str, usize, Vec<&str>)> {
+    let mut found: Vec<(&str, usize, Vec<&str>)> = Vec::new();
     for c in report.sections.iter().flat_map(|s| &s.checks) {
         let Some(issuer) = c.observed.served_issuer.as_deref() else {
             continue;
@@ -226,18 +224,20 @@ fn replacing_issuers(report: &Report) -> Vec<(&str, Vec<&str>)> {
         if c.as_expected() || is_lab_issuer(issuer) {
             continue;
         }
-        let entry = targets.entry(issuer).or_insert_with(|| {
-            order.push(issuer);
-            Vec::new()
-        });
-        if !entry.contains(&c.target.as_str()) {
-            entry.push(&c.target);
+        let at = match found.iter().position(|(i, _, _)| *i == issuer) {
+            Some(at) => at,
+            None => {
+                found.push((issuer, 0, Vec::new()));
+                found.len() - 1
+            }
+        };
+        let (_, checks, targets) = &mut found[at];
+        *checks += 1;
+        if !targets.contains(&c.target.as_str()) {
+            targets.push(&c.target);
         }
     }
-    order
-        .into_iter()
-        .map(|issuer| (issuer, targets.remove(issuer).unwrap_or_default()))
-        .collect()
+    found
 }
 
 /// The table of sections (families of checks) with their counts, linking to each.
@@ -275,20 +275,19 @@ pub fn report(report: &Report) -> String {
     if headline.is_some() {
         let _ = writeln!(body, "<p class=\"meta\">{counted}</p>");
     }
-    for (issuer, targets) in replacing_issuers(report) {
+    for (issuer, checks, targets) in replacing_issuers(report) {
         let _ = writeln!(
             body,
             "<div class=\"issuer\" data-replacing-issuer=\"{name}\">Certificate chain replaced by \
-             <strong class=\"issuer-name\">{name}</strong> on {n} failed {targets_word}: \
-             something on the path inspects TLS. The sensor pins its keys, so it refuses that \
-             chain; exempt the MDE hosts from inspection (splice or bypass them).\
+             <strong class=\"issuer-name\">{name}</strong> on {checks}: something on the path \
+             inspects TLS. The sensor pins its keys, so it refuses that chain; exempt the MDE \
+             hosts from inspection (splice or bypass them).\
              <details><summary>where</summary><p>{list}</p></details></div>",
             name = escape(issuer),
-            n = targets.len(),
-            targets_word = if targets.len() == 1 {
-                "target"
+            checks = if checks == 1 {
+                "1 failed check".to_owned()
             } else {
-                "targets"
+                format!("{checks} failed checks")
             },
             list = targets
                 .iter()
@@ -420,7 +419,7 @@ mod tests {
         assert_eq!(html.matches("data-replacing-issuer=").count(), 1, "{html}");
         assert!(html.contains(
             "data-replacing-issuer=\"Squid &lt;CA&gt;\">Certificate chain replaced by \
-             <strong class=\"issuer-name\">Squid &lt;CA&gt;</strong> on 1 failed target:"
+             <strong class=\"issuer-name\">Squid &lt;CA&gt;</strong> on 1 failed check:"
         ));
     }
 }

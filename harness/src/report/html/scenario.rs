@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use mdelab_sensor::Verdict;
+
 use super::{class, escape, mark, page, verdict_banner};
 use crate::commands::scenario::model::{PhaseReport, ScenarioReport, ServiceRow};
 use crate::report::scenario::{expected_label, route_label};
@@ -147,7 +149,16 @@ fn service_row(row: &ServiceRow) -> String {
             label = escape(&hop.label()),
         );
     }
-    flow.push_str("<span class=\"arrow\">→</span><span class=\"node cloud\">cloud</span></div>");
+    // The cloud is reached only when the device got an answer from it.
+    flow.push_str(match row.outcome.verdict {
+        Verdict::Connected { .. } => {
+            "<span class=\"arrow\">→</span><span class=\"node cloud\">cloud</span></div>"
+        }
+        _ => {
+            "<span class=\"arrow\">→</span><span class=\"node stopped\" \
+             title=\"the request did not reach the cloud\">✗ cloud</span></div>"
+        }
+    });
     let mut why = escape(&row.reason);
     for note in &row.notes {
         let _ = write!(why, "<br>{}", escape(note));
