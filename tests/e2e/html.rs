@@ -215,6 +215,12 @@ fn scenario_html_draws_which_proxy_carried_each_service() {
     let before = element(&dom, "tr", &[("data-service", "command-and-control")]);
     assert_eq!(attr(before, "data-carried-by"), "PROX01", "{before}");
     assert!(text_of(&dom, before, "tr").contains("proxy 407"));
+    let row = &dom[dom.find(before).unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains("class=\"node stopped\"") && !row.contains("class=\"node cloud\""),
+        "the 407 stops the request before the cloud: {row}"
+    );
     // After log-on, the user's cyber data goes through PROX01, then PROX02.
     let rows: Vec<&str> = dom
         .match_indices("<tr ")
@@ -224,6 +230,8 @@ fn scenario_html_draws_which_proxy_carried_each_service() {
     assert_eq!(rows.len(), 2, "one cyber-data row per phase");
     assert_eq!(attr(rows[1], "data-carried-by"), "PROX01 → PROX02");
     assert_eq!(attr(rows[1], "data-as-expected"), "true");
+    let row = &dom[dom.find(rows[1]).unwrap()..];
+    assert!(row[..row.find("</tr>").unwrap()].contains("class=\"node cloud\""));
 }
 
 /// One lab on the standard ports of 127.0.0.44 behind a Squid bumping every tunnel: certify

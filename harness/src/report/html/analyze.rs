@@ -182,3 +182,46 @@ fn method_cell(m: &MethodResult) -> String {
         short = escape(&short),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use mdelab_sensor::{Outcome, Verdict};
+
+    use super::*;
+
+    fn method(line: &str, outcome: Option<Outcome>) -> MethodResult {
+        MethodResult {
+            number: 5,
+            name: "Command line proxy",
+            line: line.into(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_failed_line_shows_its_code_and_keeps_the_whole_line_behind_a_click() {
+        let refused = method(
+            "Failed (12175: WinHttpSendRequest: 12175: A security error occurred)",
+            Some(Outcome::new(
+                Verdict::UnknownIssuer,
+                "issued by 'Squid <CA>'",
+                None,
+            )),
+        );
+        let cell = method_cell(&refused);
+        assert!(
+            cell.starts_with(
+                "<td class=\"untrusted\" data-method=\"5\" data-verdict=\"unknown issuer\""
+            ),
+            "{cell}"
+        );
+        assert!(cell.contains("<summary>Failed (12175)</summary>"), "{cell}");
+        assert!(
+            cell.contains("A security error occurred)<br>issued by &#39;Squid &lt;CA&gt;&#39;")
+        );
+        assert_eq!(
+            method_cell(&method("Doesn't exist", None)),
+            "<td class=\"none\" data-method=\"5\">Doesn&#39;t exist</td>"
+        );
+    }
+}
