@@ -32,6 +32,8 @@ pub enum Format {
     Json,
     /// JUnit XML.
     Junit,
+    /// One self-contained HTML page (no script, nothing fetched), to hand over.
+    Html,
 }
 
 /// Output format of a listing (`mdelab endpoints`, `mdelab scenario list`).
@@ -137,6 +139,7 @@ impl Report {
             Format::Table => Ok(table::report(self)),
             Format::Json => json::with_counts(self, self.counts()),
             Format::Junit => junit::report(self),
+            Format::Html => Ok(html::report(self)),
         }
     }
 }

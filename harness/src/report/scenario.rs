@@ -19,7 +19,7 @@ use crate::commands::scenario::rig::Hop;
 use mdelab_sensor::route::RouteChoice;
 
 /// A route: its settings, ` → ` between them.
-fn route_label(route: &[RouteChoice]) -> String {
+pub(super) fn route_label(route: &[RouteChoice]) -> String {
     let names: Vec<&str> = route.iter().map(|r| r.name()).collect();
     names.join(" → ")
 }
@@ -34,7 +34,7 @@ fn via_label(hops: &[Hop]) -> String {
 }
 
 /// The write-up's expectation: route, proxies, outcome.
-fn expected_label(e: &ExpectedView) -> String {
+pub(super) fn expected_label(e: &ExpectedView) -> String {
     let via = if e.via.is_empty() {
         "-".to_owned()
     } else {
@@ -61,6 +61,7 @@ pub fn render(reports: &[ScenarioReport], format: Format) -> Result<String> {
             serde_json::to_string_pretty(&value).context("failed to serialise the scenario report")
         }
         Format::Junit => junit_report(reports),
+        Format::Html => Ok(super::html::scenarios(reports)),
     }
 }
 

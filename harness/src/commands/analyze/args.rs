@@ -14,6 +14,8 @@ pub enum AnalyzeFormat {
     Mdatp,
     /// The Windows view as JSON.
     Json,
+    /// The Windows view as one self-contained HTML page.
+    Html,
 }
 
 /// Options of `mdelab analyze`. With none, the analyzer's view of a directly connected device

@@ -45,6 +45,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 use crate::manifest::Manifest;
+use crate::report;
 use crate::scenario::profile::{LabProxy, MachineProfile};
 
 /// Runs the analysis and prints its view; `Ok(true)` when every URL group is reachable
@@ -101,6 +102,10 @@ pub async fn execute(args: &AnalyzeArgs) -> Result<bool> {
         AnalyzeFormat::Json => {
             let analysis = analyze(&options).await?;
             (analysis.json()?, analysis.all_groups_ok())
+        }
+        AnalyzeFormat::Html => {
+            let analysis = analyze(&options).await?;
+            (report::html::analysis(&analysis), analysis.all_groups_ok())
         }
     };
     drop(progress);

@@ -21,7 +21,7 @@
 //!   mode, checked through the analyst's hunting queries.
 //! - [`demo_section`]: the scenarios `mdelab demo` shows.
 //!
-//! `mdelab scenario list`, `mdelab scenario run NAME|all [--format table|json|junit]` (exit 0
+//! `mdelab scenario list`, `mdelab scenario run NAME|all [--format table|json|junit|html]` (exit 0
 //! iff every observation matches the write-up) and `mdelab scenario profile NAME`.
 
 mod args;
