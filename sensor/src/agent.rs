@@ -595,8 +595,9 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
                     .unwrap_or_else(PoisonError::into_inner)
                     .handle(&response.headers, &tenant_token, Instant::now());
                 if directive.drop_batch {
-                    shared.update(|s| s.killed += 1);
+                    // Dropped first, then counted: whoever sees `killed` also sees the drop.
                     drop_cached(&shared, batch.len());
+                    shared.update(|s| s.killed += 1);
                 }
                 if directive.killed_until.is_some() {
                     drop_cached(&shared, usize::MAX);
