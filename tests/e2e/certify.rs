@@ -4,7 +4,6 @@
 //! because Squid resolves the catalog names with the lab's hosts file and dials 443 and 80.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -21,24 +20,6 @@ use mdelab_tests::{
 const QUICK: [&str; 6] = ["--hold", "2", "--upload-mib", "4", "--posts", "20"];
 /// The issuer a bumping Squid puts on every intercepted host.
 const SQUID_CA: &str = "Squid Lab Inspection CA";
-
-/// `mdelab up` on the standard HTTPS and HTTP ports of `ip` (DNS ephemeral: Squid uses the
-/// hosts file).
-fn standard_port_lab(dir: &Path, ip: &str) -> UpProcess {
-    UpProcess::start(
-        dir,
-        &[
-            "--bind",
-            ip,
-            "--https-port",
-            "443",
-            "--http-port",
-            "80",
-            "--dns-port",
-            "0",
-        ],
-    )
-}
 
 /// Runs `mdelab certify --proxy <squid> --lab <manifest> QUICK… extra…`.
 fn certify_bin(squid: &Squid, up: &UpProcess, extra: &[&str]) -> Output {
@@ -71,7 +52,7 @@ fn mde_destinations() -> Vec<String> {
 #[test]
 fn a_plain_connect_squid_is_fit_for_mde_and_refuses_other_destinations() {
     let dir = tempfile::tempdir().unwrap();
-    let up = standard_port_lab(dir.path(), "127.0.0.41");
+    let up = mdelab_tests::standard_port_lab(dir.path(), "127.0.0.41");
     let squid = Squid::start_with(&SquidOptions {
         hosts_file: &up.manifest.hosts_file,
         tls: SquidTls::Plain,
@@ -235,7 +216,7 @@ async fn a_bumping_squid_is_not_fit_and_named_as_the_issuer_on_the_pinned_hosts(
 #[test]
 fn a_squid_splicing_the_mde_hosts_is_fit_for_mde() {
     let dir = tempfile::tempdir().unwrap();
-    let up = standard_port_lab(dir.path(), "127.0.0.43");
+    let up = mdelab_tests::standard_port_lab(dir.path(), "127.0.0.43");
     let ca = SquidCa::new(SQUID_CA);
     let squid = Squid::start_with(&SquidOptions {
         hosts_file: &up.manifest.hosts_file,

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mdelab_tests::{Squid, SquidCa, SquidOptions, SquidTls, UpProcess, mdelab_bin, tool};
+use mdelab_tests::{Squid, SquidCa, SquidOptions, SquidTls, mdelab_bin, tool};
 
 /// The issuer a bumping Squid puts on every intercepted host.
 const SQUID_CA: &str = "Squid Lab Inspection CA";
@@ -239,19 +239,7 @@ fn scenario_html_draws_which_proxy_carried_each_service() {
 #[test]
 fn certify_and_analyze_html_through_a_bumping_squid_name_the_issuer() {
     let dir = tempfile::tempdir().unwrap();
-    let up = UpProcess::start(
-        dir.path(),
-        &[
-            "--bind",
-            "127.0.0.44",
-            "--https-port",
-            "443",
-            "--http-port",
-            "80",
-            "--dns-port",
-            "0",
-        ],
-    );
+    let up = mdelab_tests::standard_port_lab(dir.path(), "127.0.0.44");
     let ca = SquidCa::new(SQUID_CA);
     let squid = Squid::start_with(&SquidOptions {
         hosts_file: &up.manifest.hosts_file,

@@ -108,6 +108,24 @@ pub fn read_until(
     read
 }
 
+/// `mdelab up` on the standard HTTPS and HTTP ports of `ip` (DNS ephemeral: a proxy such as
+/// Squid resolves through the hosts file), for peers that dial catalog hosts on 443 and 80.
+pub fn standard_port_lab(dir: &Path, ip: &str) -> UpProcess {
+    UpProcess::start(
+        dir,
+        &[
+            "--bind",
+            ip,
+            "--https-port",
+            "443",
+            "--http-port",
+            "80",
+            "--dns-port",
+            "0",
+        ],
+    )
+}
+
 /// A running `mdelab up` process; killed on drop if still running.
 pub struct UpProcess {
     child: Child,
