@@ -116,7 +116,8 @@ async fn require_token(
 }
 
 /// Refuses requests whose `Host` is not a loopback name (`localhost`, `127.0.0.1`, `[::1]`)
-/// or the bound address, with or without port: a browser page on another name that rebinds
+/// or the bound address (any address literal when bound to every address), with or without
+/// port: a browser page on another name that rebinds
 /// its DNS to loopback must not reach the admin API.
 async fn check_host(bound: SocketAddr, req: Request, next: Next) -> Response {
     let host = req
@@ -155,7 +156,16 @@ fn host_allowed(host: &str, bound: SocketAddr) -> bool {
         }
         _ => host.as_str(),
     };
-    matches!(name, "localhost" | "127.0.0.1" | "[::1]") || name == bound_ip
+    let ip_literal = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+        || name == bound_ip
+        // Bound to every address (`--allow-remote` on 0.0.0.0): any address literal names this
+        // listener; a rebinding page always sends a name, never a literal.
+        || (bound.ip().is_unspecified() && ip_literal)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
