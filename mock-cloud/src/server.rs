@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -248,6 +249,7 @@ async fn accept_loop(
     } = tasks;
     let limits = &config.services.connections;
     let mut backoff = Backoff::new();
+    let held = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             () = token.cancelled() => break,
@@ -272,16 +274,25 @@ async fn accept_loop(
         if app.state().is_blocked(peer.ip()) {
             // A gateway rule blocks this client: hold the connection without a byte, as a
             // dropped route looks to the client (it times out), and let it go at shutdown.
+            // Held connections are capped like served ones (a blocked flood must not exhaust
+            // file descriptors): beyond the cap they are closed at once.
             app.state().count_blocked_connection();
+            if held.load(Ordering::Relaxed) >= limits.max_connections {
+                drop(stream);
+                continue;
+            }
             tracing::debug!(listener = scheme.name(), %peer, "holding a connection from a blocked peer");
             let token = token.clone();
             let hold = config.blocked_hold;
+            let held = held.clone();
+            held.fetch_add(1, Ordering::Relaxed);
             tracker.spawn(async move {
                 tokio::select! {
                     () = token.cancelled() => {}
                     () = tokio::time::sleep(hold) => {}
                 }
                 drop(stream);
+                held.fetch_sub(1, Ordering::Relaxed);
             });
             continue;
         }
@@ -509,6 +520,27 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn connections_held_for_a_blocked_peer_are_capped_too() {
+        let token = CancellationToken::new();
+        let limits = ConnectionLimits {
+            max_connections: 2,
+            ..ConnectionLimits::default()
+        };
+        let cloud = cloud_with(&token, limits).await;
+        cloud.state().block_peer(BLOCKED);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let socket = TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::new(BLOCKED, 0)).unwrap();
+            held.push(socket.connect(cloud.http_addr()).await.unwrap());
+        }
+        // Accepted in order: the third is beyond the cap and closed at once.
+        assert!(closed_within(&mut held[2], Duration::from_secs(2)).await);
+        assert!(!closed_within(&mut held[0], Duration::from_millis(200)).await);
+        assert_eq!(cloud.state().blocked_connections(), 3);
     }
 
     #[tokio::test]
