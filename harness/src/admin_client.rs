@@ -1,12 +1,17 @@
 //! A small client of the lab's admin API, for Rust tools' tests.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+
+/// The longest one admin call may take, connect to last byte, unless set with
+/// [`AdminClient::with_timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest admin answer read (journals and event lists can be long).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -16,16 +21,51 @@ const MAX_ANSWER: usize = 64 * 1024 * 1024;
 pub struct AdminClient {
     addr: SocketAddr,
     token: String,
+    timeout: Duration,
 }
 
 impl AdminClient {
     /// A client for the admin API at `addr` with `token` (both in the manifest).
     pub fn new(addr: SocketAddr, token: String) -> Self {
-        Self { addr, token }
+        Self {
+            addr,
+            token,
+            timeout: DEFAULT_TIMEOUT,
+        }
     }
 
-    /// Sends one request; returns the status and the body as JSON (`Null` when empty or not JSON).
+    /// The same client with another deadline per call (connect to last byte).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends one request; returns the status and the body as JSON (`Null` when empty or not
+    /// JSON). Fails when the whole exchange takes longer than the client's deadline (30 s by
+    /// default), so a port that accepts and never answers cannot hang the caller.
     pub async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        match tokio::time::timeout(
+            self.timeout,
+            self.call_unbounded(method.clone(), path, body),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => bail!(
+                "the admin API at {} did not answer {method} {path} within {} ms",
+                self.addr,
+                self.timeout.as_millis()
+            ),
+        }
+    }
+
+    async fn call_unbounded(
         &self,
         method: http::Method,
         path: &str,
@@ -38,7 +78,7 @@ impl AdminClient {
             hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
                 .await
                 .context("admin API handshake failed")?;
-        let driver = tokio::spawn(conn);
+        let driver = AbortOnDrop(tokio::spawn(conn));
         let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let request = http::Request::builder()
             .method(method)
@@ -61,7 +101,7 @@ impl AdminClient {
             .await
             .map_err(|e| anyhow::anyhow!("failed to read the admin answer: {e}"))?
             .to_bytes();
-        driver.abort();
+        drop(driver);
         Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
     }
 
@@ -112,5 +152,42 @@ impl AdminClient {
         answer["ids"][0]
             .as_u64()
             .context("fault answer without an id")
+    }
+}
+
+/// Aborts the connection driver when the call ends, also when its deadline drops it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::AdminClient;
+
+    #[tokio::test]
+    async fn a_silent_admin_port_fails_within_the_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts and never answers.
+        let _held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let client = AdminClient::new(addr, "t".into()).with_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), client.ready())
+            .await
+            .expect("the call ends by its own deadline");
+        let err = outcome.expect_err("a silent port is an error");
+        assert!(err.to_string().contains("did not answer"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

@@ -326,21 +326,23 @@ impl Lab {
         }
     }
 
-    /// Stops every service and waits for them; ports are free when this returns.
+    /// Stops every service and waits for them; ports are free when this returns. Open
+    /// exchanges get the connection shutdown deadline (`ConnectionLimits::shutdown_deadline`),
+    /// then are cut.
     pub async fn shutdown(self) -> Result<()> {
         self.cloud.state().set_ready(false);
         self.token.cancel();
-        self.admin
-            .shutdown()
-            .await
-            .context("the admin API did not stop cleanly")?;
-        for proxy in self.proxies {
-            proxy.shutdown().await;
-        }
-        self.cloud
-            .shutdown()
-            .await
-            .context("the mock cloud did not stop cleanly")?;
+        // Side by side, so their shutdown deadlines (5 s by default) run concurrently and the
+        // whole stop stays within one deadline whatever clients hold open.
+        let proxies = async {
+            for proxy in self.proxies {
+                proxy.shutdown().await;
+            }
+        };
+        let (admin, (), cloud) =
+            tokio::join!(self.admin.shutdown(), proxies, self.cloud.shutdown());
+        admin.context("the admin API did not stop cleanly")?;
+        cloud.context("the mock cloud did not stop cleanly")?;
         self.dns
             .shutdown()
             .await

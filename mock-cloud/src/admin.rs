@@ -115,6 +115,59 @@ async fn require_token(
     }
 }
 
+/// Refuses requests whose `Host` is not a loopback name (`localhost`, `127.0.0.1`, `[::1]`)
+/// or the bound address (any address literal when bound to every address), with or without
+/// port: a browser page on another name that rebinds
+/// its DNS to loopback must not reach the admin API.
+async fn check_host(bound: SocketAddr, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    match host {
+        Some(host) if host_allowed(&host, bound) => next.run(req).await,
+        other => error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_host",
+            format!(
+                "the admin API answers only Host: localhost, 127.0.0.1, [::1] or {bound} (with or without port); got {}",
+                other.as_deref().unwrap_or("no Host")
+            ),
+        ),
+    }
+}
+
+fn host_allowed(host: &str, bound: SocketAddr) -> bool {
+    let host = host.to_ascii_lowercase();
+    let bound_ip = match bound.ip() {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let name = match host.rsplit_once(':') {
+        // `[::1]` alone has colons inside the brackets: only split off a port after `]`.
+        Some((name, port))
+            if port.bytes().all(|b| b.is_ascii_digit())
+                && !port.is_empty()
+                && (!name.contains(':') || name.ends_with(']')) =>
+        {
+            name
+        }
+        _ => host.as_str(),
+    };
+    let ip_literal = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+        || name == bound_ip
+        // Bound to every address (`--allow-remote` on 0.0.0.0): any address literal names this
+        // listener; a rebinding page always sends a name, never a literal.
+        || (bound.ip().is_unspecified() && ip_literal)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -230,8 +283,12 @@ async fn pki_inspection_ca(AxumState(admin): AxumState<Admin>) -> Response {
 pub struct AdminRunning {
     addr: SocketAddr,
     token: CancellationToken,
-    /// The server task (axum drains its own connections before the task ends).
+    /// The accept loop and every connection task.
     tracker: TaskTracker,
+    /// The open connections, cut at the shutdown deadline.
+    registry: std::sync::Arc<crate::conn::Registry>,
+    /// How long shutdown waits for open exchanges.
+    shutdown_deadline: std::time::Duration,
 }
 
 impl AdminRunning {
@@ -240,13 +297,21 @@ impl AdminRunning {
         self.addr
     }
 
-    /// Stops accepting, lets open requests finish, and waits until the listening socket is
-    /// closed; the port is free afterwards. A serving error was logged when it happened; the
+    /// Stops accepting, lets open requests finish for up to the shutdown deadline, then cuts
+    /// every connection left, and waits until the listening socket is closed; the port is
+    /// free afterwards. A serving error was logged when it happened; the
     /// `Result` keeps the shape every lab server shares.
     pub async fn shutdown(self) -> Result<(), Error> {
         self.token.cancel();
         self.tracker.close();
-        self.tracker.wait().await;
+        if tokio::time::timeout(self.shutdown_deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("admin connections still open at the shutdown deadline; cutting them");
+            self.registry.cut_all();
+            self.tracker.wait().await;
+        }
         Ok(())
     }
 }
@@ -260,7 +325,9 @@ impl Drop for AdminRunning {
 }
 
 /// Serves the admin API on a listener the caller bound, until [`AdminRunning::shutdown`], its
-/// drop, or the cancellation of `parent`.
+/// drop, or the cancellation of `parent`. Connections obey the cloud's
+/// [`ConnectionLimits`](crate::ConnectionLimits) (`state.config().connections`); requests whose
+/// `Host` is not a loopback name or the bound address are refused (DNS rebinding).
 pub fn spawn(
     listener: TcpListener,
     state: State,
@@ -272,18 +339,71 @@ pub fn spawn(
         source,
     })?;
     let token = parent.child_token();
-    let app = router(state, config);
+    let limits = state.config().connections.clone();
+    let shutdown_deadline = limits.shutdown_deadline;
+    let app = router(state, config).layer(middleware::from_fn(move |req: Request, next: Next| {
+        check_host(addr, req, next)
+    }));
     let stop = token.clone();
     let tracker = TaskTracker::new();
+    let registry = std::sync::Arc::new(crate::conn::Registry::default());
+    let tasks = tracker.clone();
+    let accept_registry = registry.clone();
     tracker.spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-        if let Err(err) = serve.await {
-            tracing::error!(error = %err, "admin API stopped with an error");
+        let mut backoff = crate::server::Backoff::new();
+        loop {
+            let accepted = tokio::select! {
+                () = stop.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => {
+                    backoff.reset();
+                    stream
+                }
+                Err(err) => {
+                    tracing::warn!(listener = "admin", error = %err, "accept failed");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = backoff.wait() => {}
+                    }
+                    continue;
+                }
+            };
+            let guard = match accept_registry.admit(limits.max_connections) {
+                crate::conn::Admission::Admitted(guard)
+                | crate::conn::Admission::AdmittedShedding(guard) => guard,
+                crate::conn::Admission::Full => continue,
+            };
+            let app = app.clone();
+            let limits = limits.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                let conn = guard.conn.clone();
+                let handler = move |req: Request| {
+                    let app = app.clone();
+                    async move {
+                        use tower::ServiceExt as _;
+                        app.oneshot(req).await
+                    }
+                };
+                crate::conn::serve(
+                    hyper_util::rt::TokioIo::new(stream),
+                    conn,
+                    &limits,
+                    stop,
+                    handler,
+                )
+                .await;
+                drop(guard);
+            });
         }
     });
     Ok(AdminRunning {
         addr,
         token,
         tracker,
+        registry,
+        shutdown_deadline,
     })
 }

@@ -233,6 +233,10 @@ async fn stats(AxumState(admin): AxumState<Admin>) -> Response {
         "devices": s.devices().stats(),
         "live_response": s.live_response().stats(),
         "limits": limits(s.config()),
+        "connections": {
+            "shed": s.shed_connections(),
+            "blocked": s.blocked_connections(),
+        },
     }))
     .into_response()
 }

@@ -36,6 +36,47 @@ pub struct ServiceConfig {
     /// The wall clock of every timestamp the cloud records (the system clock by default; a
     /// [`Clock::manual`] one makes timestamps predictable in tests).
     pub clock: Clock,
+    /// How long hostile or silent clients may hold a connection (see PROTOCOL.md,
+    /// "Connection limits").
+    pub connections: ConnectionLimits,
+}
+
+/// Connection caps and timeouts of every lab HTTP listener (the mock cloud's and the admin
+/// API's): what a silent, slow or idle client may hold, and for how long.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// Most concurrent connections per listener. At the cap the oldest connection that has
+    /// not sent a request yet (else the oldest idle one) is shed for the newcomer; when every
+    /// connection is busy the newcomer is closed. Both are counted.
+    pub max_connections: usize,
+    /// How long a client may take to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long a new connection may take to deliver its first complete request head (covers
+    /// the first byte, hyper's protocol sniffing and a half-sent head).
+    pub request_head_timeout: Duration,
+    /// How long a request body may go without delivering a byte.
+    pub body_idle_timeout: Duration,
+    /// How long a keep-alive connection may stay idle between requests.
+    pub keep_alive_idle: Duration,
+    /// Interval of HTTP/2 keep-alive pings (an unanswered ping within the same time closes
+    /// the connection).
+    pub h2_ping_interval: Duration,
+    /// How long a shutdown waits for open exchanges before it cuts every connection.
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            request_head_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            keep_alive_idle: Duration::from_secs(90),
+            h2_ping_interval: Duration::from_secs(20),
+            shutdown_deadline: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -55,6 +96,7 @@ impl Default for ServiceConfig {
             live_response_timeout: Duration::from_secs(30 * 60),
             seed: 0x6d64_656c_6162,
             clock: Clock::system(),
+            connections: ConnectionLimits::default(),
         }
     }
 }

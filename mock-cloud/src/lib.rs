@@ -24,6 +24,7 @@ mod admin_stores;
 pub mod bond;
 pub mod clock;
 pub mod config;
+mod conn;
 pub mod error;
 pub mod faults;
 pub mod hunting;
@@ -35,7 +36,7 @@ pub mod store;
 pub mod tls;
 
 pub use clock::Clock;
-pub use config::ServiceConfig;
+pub use config::{ConnectionLimits, ServiceConfig};
 pub use error::Error;
 pub use server::{CloudConfig, Listeners, Running, spawn};
 pub use state::State;

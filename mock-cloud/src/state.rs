@@ -41,6 +41,8 @@ struct Inner {
     blocked_peers: Mutex<BTreeSet<IpAddr>>,
     /// Connections dropped because their peer was blocked.
     blocked_connections: AtomicU64,
+    /// Connections closed to make room for newer ones at the connection cap.
+    shed_connections: AtomicU64,
 }
 
 impl State {
@@ -67,6 +69,7 @@ impl State {
                 ready: AtomicBool::new(false),
                 blocked_peers: Mutex::new(BTreeSet::new()),
                 blocked_connections: AtomicU64::new(0),
+                shed_connections: AtomicU64::new(0),
                 journal,
                 config,
             }),
@@ -169,6 +172,15 @@ impl State {
         self.inner
             .blocked_connections
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many idle connections were closed to make room for new ones at the connection cap.
+    pub fn shed_connections(&self) -> u64 {
+        self.inner.shed_connections.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_shed_connection(&self) {
+        self.inner.shed_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     fn blocked(&self) -> std::sync::MutexGuard<'_, BTreeSet<IpAddr>> {

@@ -32,6 +32,9 @@ pub struct ConnectConfig {
     pub max_header_bytes: usize,
     /// How many access records are kept.
     pub log_capacity: usize,
+    /// Most concurrent client connections; at the cap the oldest that has not sent a request
+    /// yet is closed for the newcomer, else the newcomer is closed.
+    pub max_connections: usize,
 }
 
 impl ConnectConfig {
@@ -44,6 +47,7 @@ impl ConnectConfig {
             timeouts: Timeouts::default(),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             log_capacity: DEFAULT_LOG_CAPACITY,
+            max_connections: crate::limits::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -62,6 +66,7 @@ pub fn spawn(
         credentials: config.credentials,
         timeouts: config.timeouts,
         max_header_bytes: config.max_header_bytes,
+        max_connections: config.max_connections,
         mode: Mode::Splice,
         tracker: TaskTracker::new(),
         token: parent.child_token(),

@@ -52,6 +52,8 @@ pub(crate) struct Front {
     pub(crate) credentials: Option<Credentials>,
     pub(crate) timeouts: Timeouts,
     pub(crate) max_header_bytes: usize,
+    /// Most concurrent client connections.
+    pub(crate) max_connections: usize,
     pub(crate) log: AccessLog,
     pub(crate) mode: Mode,
     /// Every task of this proxy, so that shutdown can wait for them.
@@ -214,9 +216,13 @@ fn raw_target(uri: &Uri) -> String {
 
 impl Front {
     /// Serves one client connection until it closes, fails, or the proxy shuts down.
-    pub(crate) async fn serve_connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+    pub(crate) async fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        requests: Arc<AtomicU64>,
+    ) {
         let _ = stream.set_nodelay(true);
-        let requests = Arc::new(AtomicU64::new(0));
         let front = self.clone();
         let counted = requests.clone();
         let service = service_fn(move |req| {

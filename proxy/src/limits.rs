@@ -9,6 +9,10 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// The default timeout for dialling a destination.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default cap on concurrent client connections per proxy. At the cap the oldest
+/// connection that has not sent a request yet is closed for the newcomer; when every connection
+/// has, the newcomer is closed.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// The default cap on a request head (request line and headers), in bytes.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 

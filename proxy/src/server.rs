@@ -1,7 +1,9 @@
 //! The accept loop and the handle on a running proxy.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -13,9 +15,12 @@ use crate::error::Error;
 use crate::front::Front;
 use crate::intercept::mint::CertCache;
 
-/// How long the accept loop backs off after an accept error (e.g. out of file descriptors), so
-/// that a persistent error does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long the accept loop backs off after a first accept error (e.g. out of file
+/// descriptors), doubling up to [`ACCEPT_BACKOFF_MAX`] while errors persist, so that a
+/// persistent error does not spin.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(1);
+/// The longest accept back-off.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// A running proxy (either kind): its address, its access log, and how to stop it.
 ///
@@ -101,7 +106,46 @@ pub(crate) fn start(
     Ok(running)
 }
 
+/// The open client connections of one proxy, oldest first.
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    open: BTreeMap<u64, Slot>,
+}
+
+struct Slot {
+    /// Requests the connection has sent.
+    requests: Arc<AtomicU64>,
+    /// Cancelled to close it.
+    cut: CancellationToken,
+}
+
+impl Slots {
+    /// Makes room for one more connection under `cap`: sheds the oldest connection that has not
+    /// sent a request yet; `false` when every open connection has.
+    fn make_room(&mut self, cap: usize) -> bool {
+        self.open.retain(|_, slot| !slot.cut.is_cancelled());
+        if self.open.len() < cap {
+            return true;
+        }
+        let victim = self
+            .open
+            .iter()
+            .find(|(_, slot)| slot.requests.load(Ordering::Relaxed) == 0)
+            .map(|(id, _)| *id);
+        match victim.and_then(|id| self.open.remove(&id)) {
+            Some(slot) => {
+                slot.cut.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 async fn accept_loop(listener: TcpListener, front: Arc<Front>) {
+    let slots = Arc::new(Mutex::new(Slots::default()));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
             () = front.token.cancelled() => break,
@@ -109,16 +153,47 @@ async fn accept_loop(listener: TcpListener, front: Arc<Front>) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                front
-                    .tracker
-                    .spawn(front.clone().serve_connection(stream, peer));
+                backoff = ACCEPT_BACKOFF_MIN;
+                let requests = Arc::new(AtomicU64::new(0));
+                let cut = CancellationToken::new();
+                let id = {
+                    let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !slots.make_room(front.max_connections) {
+                        tracing::warn!(proxy = %front.name, %peer, "at the connection cap with every connection busy: closing the newcomer");
+                        continue;
+                    }
+                    let id = slots.next;
+                    slots.next += 1;
+                    slots.open.insert(
+                        id,
+                        Slot {
+                            requests: requests.clone(),
+                            cut: cut.clone(),
+                        },
+                    );
+                    id
+                };
+                let serve = front.clone().serve_connection(stream, peer, requests);
+                let slots = slots.clone();
+                front.tracker.spawn(async move {
+                    tokio::select! {
+                        () = serve => {}
+                        () = cut.cancelled() => {}
+                    }
+                    slots
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .open
+                        .remove(&id);
+                });
             }
             Err(error) => {
                 tracing::warn!(proxy = %front.name, %error, "accept failed");
                 tokio::select! {
                     () = front.token.cancelled() => break,
-                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    () = tokio::time::sleep(backoff) => {}
                 }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
     }

@@ -99,7 +99,7 @@ fn up_on_every_interface_lists_what_it_exposes_and_keeps_its_guards() {
         "REFUSED",
         "any other destination gets 403",
         "needs the bearer token",
-        "Host is not checked",
+        "only loopback Host names and the bound address",
         "DNS answers, the hosts file and the manifest name 127.0.0.1",
     ] {
         assert!(summary.contains(claim), "{claim}: {summary}");

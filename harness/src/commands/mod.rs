@@ -72,8 +72,8 @@ impl StopSignals {
         Ok(Self {})
     }
 
-    /// Waits for either signal.
-    pub(crate) async fn wait(mut self) -> Result<()> {
+    /// Waits for either signal; may be called again to wait for the next one.
+    pub(crate) async fn wait(&mut self) -> Result<()> {
         #[cfg(unix)]
         tokio::select! {
             _ = self.int.recv() => {}

@@ -73,6 +73,9 @@ pub struct InterceptConfig {
     pub max_header_bytes: usize,
     /// How many access records are kept.
     pub log_capacity: usize,
+    /// Most concurrent client connections; at the cap the oldest that has not sent a request
+    /// yet is closed for the newcomer, else the newcomer is closed.
+    pub max_connections: usize,
     /// Where the TLS session secrets of both sides (the client-facing handshakes with minted
     /// certificates and the proxy's own connections to destinations) go, as NSS key-log lines
     /// for Wireshark; `None`, the default, writes nothing.
@@ -102,6 +105,7 @@ impl InterceptConfig {
             timeouts: Timeouts::default(),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             log_capacity: DEFAULT_LOG_CAPACITY,
+            max_connections: crate::limits::DEFAULT_MAX_CONNECTIONS,
             key_log: None,
             append_to_chain: Vec::new(),
         }
@@ -163,6 +167,7 @@ pub fn spawn(
         credentials: config.credentials,
         timeouts: config.timeouts,
         max_header_bytes: config.max_header_bytes,
+        max_connections: config.max_connections,
         mode: Mode::Intercept(Arc::new(inspector)),
         tracker: TaskTracker::new(),
         token: parent.child_token(),

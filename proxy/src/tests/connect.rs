@@ -319,3 +319,30 @@ async fn shutdown_ends_open_tunnels_and_frees_the_port() {
         .await
         .expect("the port can be bound again");
 }
+
+#[tokio::test]
+async fn at_the_cap_silent_connections_are_shed_for_a_real_client() {
+    let lab = Lab::start().await;
+    let config = ConnectConfig {
+        max_connections: 3,
+        ..ConnectConfig::new("connect", lab.destinations())
+    };
+    let proxy = start(&lab, config).await;
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(tokio::net::TcpStream::connect(proxy.addr()).await.unwrap());
+    }
+    let (status, head, _tunnel) = tokio::time::timeout(
+        Duration::from_secs(2),
+        open_tunnel(proxy.addr(), &format!("{GW}:443"), None),
+    )
+    .await
+    .expect("a real client gets its tunnel while silent connections fill the cap");
+    assert_eq!(status, 200, "{head}");
+    // The oldest silent connections were closed for the newcomers.
+    let mut buf = [0u8; 1];
+    let first = tokio::time::timeout(WAIT, silent[0].read(&mut buf))
+        .await
+        .expect("the oldest silent connection is closed");
+    assert!(matches!(first, Ok(0) | Err(_)));
+}

@@ -72,7 +72,7 @@ pub async fn execute(command: ProxyCommand) -> Result<bool> {
             )
         }
     };
-    let signals = super::StopSignals::install()?;
+    let mut signals = super::StopSignals::install()?;
     println!("mdelab proxy {kind} listening on {}", running.addr());
     let printer = tokio::spawn(print_records(running.log()));
     signals.wait().await?;

@@ -79,9 +79,14 @@ impl UpArgs {
 }
 
 /// Runs `mdelab up`: starts the lab, writes the manifest, prints where everything listens,
-/// then serves until SIGINT or SIGTERM and removes the manifest again.
+/// then serves until SIGINT or SIGTERM and removes the manifest again. Shutdown takes at most
+/// the connection shutdown deadline (5 s by default) whatever clients do; a second signal
+/// during shutdown exits at once.
 pub async fn execute(args: &UpArgs) -> Result<bool> {
     args.check_bind()?;
+    // Before anything that a signal's default action would leave behind (the manifest, the
+    // key log): a SIGTERM from now on stops the lab through the normal path.
+    let mut signals = super::StopSignals::install()?;
     let keylog_path = args.keylog_path();
     let key_log = match &keylog_path {
         Some((path, _)) => Some(Arc::new(KeyLogFile::create(path)?)),
@@ -124,10 +129,20 @@ pub async fn execute(args: &UpArgs) -> Result<bool> {
         summary.push_str(&exposure(&lab, &manifest, args.bind));
     }
     summary.push_str("Stop with Ctrl-C or SIGTERM.\n");
-    let signals = super::StopSignals::install()?;
     super::print(&summary)?;
     signals.wait().await?;
-    lab.shutdown().await?;
+    eprintln!("mdelab: stopping (signal again to exit at once)");
+    tokio::select! {
+        stopped = lab.shutdown() => stopped?,
+        again = signals.wait() => {
+            again?;
+            if let Some(path) = &args.manifest {
+                let _ = std::fs::remove_file(path);
+            }
+            eprintln!("mdelab: second signal: exiting without waiting for the lab to stop");
+            std::process::exit(130);
+        }
+    }
     if let Some(key_log) = &key_log
         && key_log.dropped() > 0
     {
@@ -193,7 +208,8 @@ fn exposure(lab: &Lab, manifest: &Manifest, bind: IpAddr) -> String {
             "admin".into(),
             on(lab.admin_addr()),
             "plain HTTP: every route but /_lab/ready, /_lab/health and /_lab/openapi.yaml needs \
-             the bearer token (readable on the wire); Host is not checked"
+             the bearer token (readable on the wire); only loopback Host names and the bound address \
+             are answered (421 otherwise)"
                 .into(),
         ],
     ];

@@ -32,9 +32,15 @@ pub async fn wait(manifest_path: &Path, timeout: Duration) -> Result<bool> {
     // Another process is starting the lab: there is nothing to subscribe to, so poll briefly.
     let pause = Duration::from_millis(50);
     loop {
+        // Each probe gets what is left of the deadline (at least 100 ms), so a port that accepts
+        // and never answers cannot outlast `--timeout`.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
         if let Ok(manifest) = Manifest::read(manifest_path)
             && let Some(admin) = manifest.admin
             && AdminClient::new(admin, manifest.admin_token.clone())
+                .with_timeout(left)
                 .ready()
                 .await
                 .unwrap_or(false)
