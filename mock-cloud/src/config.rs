@@ -15,7 +15,8 @@ pub struct ServiceConfig {
     pub journal_file: Option<PathBuf>,
     /// Accepted 1DS events kept (oldest evicted first, counted).
     pub event_capacity: usize,
-    /// Bytes of accepted events kept (as received; oldest evicted first, counted).
+    /// Bytes of accepted events kept, at their estimated cost in memory once parsed (see
+    /// `store::events::event_cost`; oldest evicted first, counted).
     pub event_capacity_bytes: usize,
     /// Largest 1DS request body as sent (compressed), in bytes; larger gets 413.
     pub onecollector_max_body: usize,
