@@ -11,6 +11,10 @@ use crate::clock::Clock;
 pub struct ServiceConfig {
     /// Request journal capacity (entries); 0 switches the journal off.
     pub journal_capacity: usize,
+    /// Bytes the journal's entries may hold (see `journal::entry_cost`; oldest evicted first,
+    /// counted). Long paths, hosts and device ids are cut when recorded, so an entry holds a few
+    /// KiB at most.
+    pub journal_capacity_bytes: usize,
     /// Also append every journal entry as a JSON line to this file.
     pub journal_file: Option<PathBuf>,
     /// Accepted 1DS events kept (oldest evicted first, counted).
@@ -43,6 +47,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             journal_capacity: 10_000,
+            journal_capacity_bytes: crate::journal::DEFAULT_BYTE_BUDGET,
             journal_file: None,
             event_capacity: 100_000,
             event_capacity_bytes: 256 * 1024 * 1024,

@@ -50,6 +50,7 @@ impl State {
         config: ServiceConfig,
         journal: Journal,
     ) -> Self {
+        journal.set_byte_budget(config.journal_capacity_bytes);
         Self {
             inner: Arc::new(Inner {
                 catalog,
