@@ -7,6 +7,7 @@ mod certify;
 mod ci_use;
 mod cloud;
 mod demo;
+mod hostile_memory;
 mod html;
 mod interop;
 mod js_sdk;
