@@ -177,3 +177,94 @@ async fn a_journal_flood_with_long_fields_stays_under_its_byte_bound() {
     );
     lab.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_uploads_past_the_store_are_refused_while_in_flight() {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+
+    const CAPACITY: u64 = 1024 * 1024;
+    const ACCOUNT: &str = "ussus1eastprod";
+    let lab = Lab::start(&LabOptions {
+        services: ServiceConfig {
+            blob_capacity_bytes: CAPACITY,
+            blob_max_bytes: CAPACITY,
+            ..ServiceConfig::default()
+        },
+        ..LabOptions::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("https://{ACCOUNT}.blob.core.windows.net");
+    let url = |name: &str| {
+        mdelab_mock_cloud::routes::storage::sas_url(
+            lab.cloud(),
+            &base,
+            ACCOUNT,
+            "c",
+            name,
+            Duration::from_secs(600),
+            "cw",
+        )
+    };
+    // Upload A streams (chunked, no length) from a pipe the test holds open.
+    let manifest = lab.manifest();
+    let mut a = mdelab_tests::curl_status()
+        .args(["--http1.1", "-X", "PUT", "-T", "-"])
+        .args(["-H", "x-ms-blob-type: BlockBlob"])
+        .arg("--cacert")
+        .arg(&manifest.trust_bundle)
+        .args(["--connect-to", &format!("::{}", manifest.https)])
+        .arg(url("a"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let mut pipe = a.stdin.take().unwrap();
+    pipe.write_all(&vec![b'a'; 900 * 1024]).unwrap();
+    pipe.flush().unwrap();
+    // Wait for the cloud to hold A's bytes in flight (an observed state, not a guessed delay).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lab.cloud().blobs().stats().in_flight < 900 * 1024 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            lab.cloud().blobs().stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Upload B would pass the store with A in flight: refused while A streams.
+    let b_url = url("b");
+    let b_path = b_url.split_once(".net").unwrap().1;
+    let origin = Origin::https(&format!("{ACCOUNT}.blob.core.windows.net"), false);
+    let mut request = HttpRequest::new(http::Method::PUT, b_path)
+        .header(http::HeaderName::from_static("x-ms-blob-type"), "BlockBlob")
+        .body(vec![b'b'; 200 * 1024]);
+    request.max_response = 64 * 1024;
+    let b = sensor::send(
+        &origin,
+        ClientKind::Sensor,
+        &Route::Direct,
+        &lab.device_trust(false),
+        &lab.network(),
+        &request,
+    )
+    .await
+    .expect("the store answers");
+    let text = String::from_utf8_lossy(&b.body);
+    assert_eq!(b.status, 503, "{text}");
+    assert!(text.contains("<Code>ServerBusy</Code>"), "{text}");
+    let stats = lab.cloud().blobs().stats();
+    assert!(stats.bytes + stats.in_flight <= CAPACITY, "{stats:?}");
+    assert_eq!(stats.refused_in_flight, 1, "{stats:?}");
+    // A completes once its body ends, and releases its reservation.
+    drop(pipe);
+    let out = a.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "201");
+    let blobs = &lab_stats(&lab)["blobs"];
+    assert_eq!(blobs["in_flight"], 0, "{blobs}");
+    assert_eq!(blobs["stored"], 1, "{blobs}");
+    assert_eq!(blobs["refused_in_flight"], 1, "{blobs}");
+    assert!(blobs["metadata_bytes"].as_u64().unwrap() > 0, "{blobs}");
+    lab.shutdown().await.unwrap();
+}
