@@ -36,6 +36,9 @@ pub struct ServiceConfig {
     pub cnc_max_hold: Duration,
     /// How long a Live Response session may stay pending or connected before it times out.
     pub live_response_timeout: Duration,
+    /// Bytes of Live Response sessions kept (see `store::live_response::session_cost`; ended
+    /// sessions evicted first, then the oldest, counted).
+    pub live_response_capacity_bytes: u64,
     /// Seed of every random choice (fault probabilities, jitter), for reproducible runs.
     pub seed: u64,
     /// The wall clock of every timestamp the cloud records (the system clock by default; a
@@ -59,6 +62,7 @@ impl Default for ServiceConfig {
             cnc_max_hold: Duration::from_secs(30),
             // Microsoft's inactive timeout is 30 minutes; labs and demos set seconds.
             live_response_timeout: Duration::from_secs(30 * 60),
+            live_response_capacity_bytes: crate::store::live_response::DEFAULT_BYTE_BUDGET,
             seed: 0x6d64_656c_6162,
             clock: Clock::system(),
         }
