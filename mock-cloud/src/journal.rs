@@ -3,6 +3,11 @@
 //!
 //! Entries are recorded when the response head is ready; `bytes_out` is the response body's
 //! exact length when known (every lab answer but streamed downloads).
+//!
+//! The ring is bounded twice: by entries (`journal_capacity`) and by the bytes they hold
+//! ([`Journal::set_byte_budget`], [`entry_cost`]); the oldest entries go first and are counted.
+//! Fields a client chooses are cut when recorded ([`MAX_PATH`], [`MAX_HOST`], [`MAX_DEVICE`],
+//! [`MAX_METHOD`]), the cut marked by a `…[+N bytes]` suffix, so one entry holds a few KiB at most.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -18,6 +23,49 @@ use crate::Error;
 
 /// Lines that may wait for the file writer before new ones are counted as dropped.
 const FILE_QUEUE: usize = 8192;
+
+/// Longest path (with query) kept in an entry, in bytes; longer is cut and marked.
+pub const MAX_PATH: usize = 2048;
+/// Longest host and TLS server name kept (a DNS name is at most 253 bytes).
+pub const MAX_HOST: usize = 255;
+/// Longest device id kept (the CnC and 1DS routes accept no longer).
+pub const MAX_DEVICE: usize = 256;
+/// Longest method kept.
+pub const MAX_METHOD: usize = 32;
+/// The journal's byte budget until [`Journal::set_byte_budget`] says otherwise.
+pub const DEFAULT_BYTE_BUDGET: usize = 16 * 1024 * 1024;
+
+/// What one entry costs held, in bytes: its slot, its strings' capacities and its fault labels.
+/// With the field caps, at most ≈ 3 KiB plus its fault labels.
+pub fn entry_cost(e: &JournalEntry) -> usize {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+    std::mem::size_of::<JournalEntry>()
+        + e.listener.capacity()
+        + e.host.capacity()
+        + opt(&e.sni)
+        + e.method.capacity()
+        + e.path.capacity()
+        + opt(&e.device_id)
+        + opt(&e.service)
+        + e.faults.capacity() * std::mem::size_of::<String>()
+        + e.faults.iter().map(String::capacity).sum::<usize>()
+}
+
+/// Cuts `s` to at most `max` bytes (at a character boundary), marking the cut with
+/// `…[+N bytes]` (N the bytes dropped).
+fn cut(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let dropped = s.len() - end;
+    s.truncate(end);
+    s.push_str(&format!("…[+{dropped} bytes]"));
+    s.shrink_to_fit();
+}
 
 /// One request as the cloud saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,8 +155,16 @@ impl JournalFilter {
 pub struct JournalStats {
     /// Entries recorded since start (or the last clear).
     pub recorded: u64,
-    /// Entries evicted from the ring because it was full.
+    /// Entries evicted from the ring because it was full (by count or by bytes).
     pub evicted: u64,
+    /// Of `evicted`, those evicted because the byte budget was reached.
+    pub evicted_bytes: u64,
+    /// Entries whose path, host, server name, method or device id was cut when recorded.
+    pub truncated: u64,
+    /// Bytes the held entries cost ([`entry_cost`]).
+    pub bytes: usize,
+    /// The byte budget.
+    pub byte_budget: usize,
     /// Lines the file writer could not keep up with (not written to the file).
     pub file_dropped: u64,
     /// Entries held now.
@@ -126,6 +182,7 @@ pub struct Journal {
 #[derive(Debug)]
 struct Inner {
     capacity: usize,
+    byte_budget: std::sync::atomic::AtomicUsize,
     ring: Mutex<Ring>,
     file: Option<SyncSender<FileMsg>>,
     file_dropped: AtomicU64,
@@ -143,9 +200,14 @@ enum FileMsg {
 #[derive(Debug, Default)]
 struct Ring {
     entries: VecDeque<JournalEntry>,
+    /// The cost of each held entry, in the same order.
+    costs: VecDeque<usize>,
+    bytes: usize,
     next_seq: u64,
     recorded: u64,
     evicted: u64,
+    evicted_bytes: u64,
+    truncated: u64,
 }
 
 impl Journal {
@@ -155,6 +217,7 @@ impl Journal {
         Ok(Self {
             inner: Arc::new(Inner {
                 capacity,
+                byte_budget: std::sync::atomic::AtomicUsize::new(DEFAULT_BYTE_BUDGET),
                 ring: Mutex::new(Ring {
                     next_seq: 1,
                     ..Ring::default()
@@ -165,12 +228,47 @@ impl Journal {
         })
     }
 
-    /// Records an entry, assigning its sequence number.
+    /// Sets the most bytes the held entries may cost ([`entry_cost`]); the oldest are evicted
+    /// (and counted) to make room. Applies from the next entry recorded.
+    pub fn set_byte_budget(&self, bytes: usize) {
+        self.inner.byte_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records an entry, assigning its sequence number; over-long fields are cut first.
     pub fn record(&self, mut entry: JournalEntry) {
+        let before = (
+            entry.path.len(),
+            entry.host.len(),
+            entry.sni.as_ref().map(String::len),
+            entry.method.len(),
+            entry.device_id.as_ref().map(String::len),
+        );
+        cut(&mut entry.path, MAX_PATH);
+        cut(&mut entry.host, MAX_HOST);
+        cut(&mut entry.method, MAX_METHOD);
+        if let Some(sni) = &mut entry.sni {
+            cut(sni, MAX_HOST);
+        }
+        if let Some(device) = &mut entry.device_id {
+            cut(device, MAX_DEVICE);
+        }
+        let was_cut = before
+            != (
+                entry.path.len(),
+                entry.host.len(),
+                entry.sni.as_ref().map(String::len),
+                entry.method.len(),
+                entry.device_id.as_ref().map(String::len),
+            );
+        let cost = entry_cost(&entry);
+        let budget = self.inner.byte_budget.load(Ordering::Relaxed);
         let mut ring = self.ring();
         entry.seq = ring.next_seq;
         ring.next_seq += 1;
         ring.recorded += 1;
+        if was_cut {
+            ring.truncated += 1;
+        }
         if let Some(sink) = &self.inner.file
             && let Ok(line) = serde_json::to_string(&entry)
             && let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
@@ -181,10 +279,26 @@ impl Journal {
         if self.inner.capacity == 0 {
             return;
         }
-        if ring.entries.len() == self.inner.capacity {
-            ring.entries.pop_front();
+        if cost > budget {
+            // Larger than the whole budget (only with a tiny budget): counted, not kept.
             ring.evicted += 1;
+            ring.evicted_bytes += 1;
+            return;
         }
+        while ring.entries.len() >= self.inner.capacity
+            || (!ring.entries.is_empty() && ring.bytes + cost > budget)
+        {
+            let by_bytes = ring.entries.len() < self.inner.capacity;
+            ring.entries.pop_front();
+            let freed = ring.costs.pop_front().unwrap_or(0);
+            ring.bytes -= freed;
+            ring.evicted += 1;
+            if by_bytes {
+                ring.evicted_bytes += 1;
+            }
+        }
+        ring.bytes += cost;
+        ring.costs.push_back(cost);
         ring.entries.push_back(entry);
     }
 
@@ -218,8 +332,12 @@ impl Journal {
     pub fn clear(&self) {
         let mut ring = self.ring();
         ring.entries.clear();
+        ring.costs.clear();
+        ring.bytes = 0;
         ring.recorded = 0;
         ring.evicted = 0;
+        ring.evicted_bytes = 0;
+        ring.truncated = 0;
     }
 
     /// The counters.
@@ -228,6 +346,10 @@ impl Journal {
         JournalStats {
             recorded: ring.recorded,
             evicted: ring.evicted,
+            evicted_bytes: ring.evicted_bytes,
+            truncated: ring.truncated,
+            bytes: ring.bytes,
+            byte_budget: self.inner.byte_budget.load(Ordering::Relaxed),
             file_dropped: self.inner.file_dropped.load(Ordering::Relaxed),
             held: ring.entries.len(),
             capacity: self.inner.capacity,
@@ -323,6 +445,46 @@ mod tests {
         assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
         assert_eq!(journal.stats().evicted, 3);
         assert_eq!(journal.stats().recorded, 5);
+    }
+
+    #[test]
+    fn long_fields_are_cut_marked_and_counted() {
+        let journal = Journal::new(10, None).unwrap();
+        let mut e = entry(&"h".repeat(1000), 200);
+        e.path = format!("/{}", "é".repeat(20_000));
+        e.device_id = Some("d".repeat(25_000));
+        e.sni = Some("s".repeat(300));
+        journal.record(e);
+        journal.record(entry("short", 200));
+        let held = journal.entries(&JournalFilter::default());
+        let long = &held[0];
+        assert!(long.path.len() < MAX_PATH + 32, "{}", long.path.len());
+        assert!(long.path.ends_with(" bytes]") && long.path.contains("…[+"));
+        assert!(long.host.len() < MAX_HOST + 32 && long.host.contains("…[+745 bytes]"));
+        let device = long.device_id.as_deref().unwrap();
+        assert!(device.starts_with("dddd") && device.ends_with("…[+24744 bytes]"));
+        assert!(long.sni.as_deref().unwrap().len() < MAX_HOST + 32);
+        assert_eq!(held[1].host, "short");
+        let stats = journal.stats();
+        assert_eq!(stats.truncated, 1);
+        assert!(entry_cost(long) < 4 * 1024, "{}", entry_cost(long));
+    }
+
+    #[test]
+    fn byte_budget_evicts_the_oldest_and_counts_them() {
+        let journal = Journal::new(10_000, None).unwrap();
+        let one = entry_cost(&entry("h", 200));
+        journal.set_byte_budget(one * 3);
+        for _ in 0..10 {
+            journal.record(entry("h", 200));
+        }
+        let stats = journal.stats();
+        assert_eq!(
+            (stats.held, stats.evicted, stats.evicted_bytes, stats.bytes),
+            (3, 7, 7, one * 3)
+        );
+        journal.clear();
+        assert_eq!(journal.stats().bytes, 0);
     }
 
     #[test]

@@ -52,6 +52,7 @@ impl State {
         config: ServiceConfig,
         journal: Journal,
     ) -> Self {
+        journal.set_byte_budget(config.journal_capacity_bytes);
         Self {
             inner: Arc::new(Inner {
                 catalog,
@@ -64,6 +65,7 @@ impl State {
                 blobs: BlobStore::new(config.blob_capacity_bytes),
                 devices: DeviceRegistry::new(),
                 live_response: LiveResponse::new(config.live_response_timeout)
+                    .with_byte_budget(config.live_response_capacity_bytes)
                     .with_clock(config.clock.clone()),
                 storage_key: rand::random(),
                 ready: AtomicBool::new(false),

@@ -8,6 +8,7 @@ mod ci_use;
 mod cloud;
 mod demo;
 mod hostile;
+mod hostile_memory;
 mod html;
 mod interop;
 mod js_sdk;

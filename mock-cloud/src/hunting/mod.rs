@@ -46,7 +46,7 @@ fn network_row(stored: &StoredEvent) -> Vec<Value> {
     let text = |key: &str| Value::String(data[key].as_str().unwrap_or_default().to_owned());
     vec![
         Value::String(stored.event["time"].as_str().unwrap_or_default().to_owned()),
-        Value::String(stored.device_id.clone().unwrap_or_default()),
+        Value::String(stored.device_id.as_deref().unwrap_or_default().to_owned()),
         text("ActionType"),
         text("RemoteIP"),
         data["RemotePort"].as_u64().map_or(Value::Null, Value::from),

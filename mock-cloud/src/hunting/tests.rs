@@ -52,7 +52,7 @@ fn store() -> EventStore {
     ];
     for (device, action, ip, port, url, process) in rows {
         events.push(NewEvent {
-            size: 300,
+            cost: 300,
             received_ms: 0,
             device_id: Some(device.into()),
             tenant: Some("org1".into()),
@@ -65,12 +65,12 @@ fn store() -> EventStore {
     }
     // Not a network event: must not show up.
     events.push(NewEvent {
-        size: 20,
+        cost: 20,
         received_ms: 0,
         device_id: Some("dev-a".into()),
         tenant: None,
         name: "Other".into(),
-        host: String::new(),
+        host: "".into(),
         event: json!({"name": "Other"}),
     });
     events

@@ -9,6 +9,7 @@
 //! configured cap, so a small zip bomb costs at most that much memory.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, Request, State as AxumState};
@@ -19,11 +20,30 @@ use bytes::Bytes;
 use flate2::{Decompress, FlushDecompress, Status};
 use serde_json::{Value, json};
 
+use super::cnc::MAX_DEVICE_ID;
 use super::storage::{ReadError, declared_length, read_capped};
 use super::{DEVICE_HEADER, probe};
 use crate::State;
 use crate::bond::{self, BondError};
-use crate::store::events::NewEvent;
+use crate::store::events::{NewEvent, event_cost};
+
+/// The most a body's parsed events may cost in memory ([`event_cost`]), as a multiple of the
+/// body's size once decoded (its size as sent when it is not compressed): no single request
+/// costs more than this many times its decoded size (or [`COST_FLOOR`], whichever is larger),
+/// nor more than the event store's whole byte budget. Since a decoded body is capped at
+/// `onecollector_max_decompressed`, one request costs at most
+/// `min(byte budget, 64 × max_decompressed)` whatever its compression. Larger is refused whole
+/// with 413 `body_too_costly`, counted in `bodies_too_costly` (and `bodies_rejected`).
+///
+/// Why 64: a line of `{}` (3 bytes with its newline) costs ≈ 130 bytes stored (≈ 45×), a
+/// JSON array of zeros 16× (32× with its vector's spare capacity), the 1DS C++ SDK's Bond
+/// batches ≈ 20–25× their decoded size (many small objects, each a whole B-tree node). Compressed
+/// bodies cannot be held to a multiple of their compressed size: the SDK's own deflated batch of
+/// 50 events costs 500× its 1 KB on the wire.
+pub const COST_MULTIPLE: usize = 64;
+
+/// The cost every body may reach whatever its size (so a tiny body is never refused for it).
+pub const COST_FLOOR: usize = 64 * 1024;
 
 /// The response header carrying error detail (1DS clients log it).
 pub const COLLECTOR_ERROR_HEADER: &str = "collector-error";
@@ -63,6 +83,8 @@ enum DecodeError {
     Bad(String),
     /// Not well-formed Bond.
     Bond(BondError),
+    /// The parsed events would cost more than this many bytes of memory.
+    TooCostly(usize),
 }
 
 /// A refusal of the whole body.
@@ -95,6 +117,14 @@ async fn ingest(AxumState(state): AxumState<State>, req: Request) -> Response {
         .unwrap_or_default();
     let headers = &parts.headers;
     let config = state.config();
+    let refuse_uncounted = |r: Refusal| {
+        let body = json!({"acc": 0, "rej": 0, "error": r.code, "message": r.message});
+        let mut response = (r.status, axum::Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(COLLECTOR_ERROR_HEADER, HeaderValue::from_static(r.code));
+        response
+    };
     let refuse = |r: Refusal| {
         state.events().count_body_rejected();
         let body = json!({"acc": 0, "rej": 0, "error": r.code, "message": r.message});
@@ -141,43 +171,88 @@ async fn ingest(AxumState(state): AxumState<State>, req: Request) -> Response {
         .get(DEVICE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    let key_tenant = api_key_tenant(headers, &query);
+        .filter(|s| !s.is_empty());
+    if let Some(d) = device
+        && d.len() > MAX_DEVICE_ID
+    {
+        return refuse(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "device_id_too_long",
+            format!(
+                "the {DEVICE_HEADER} header is {} bytes; at most {MAX_DEVICE_ID} are accepted",
+                d.len()
+            ),
+        ));
+    }
+    // Shared by every event of the body: one allocation, not one per event.
+    let device: Option<Arc<str>> = device.map(Arc::from);
+    let host: Arc<str> = Arc::from(host);
+    let key_tenant: Option<Arc<str>> = api_key_tenant(headers, &query).map(Arc::from);
+    let shared_cost = host.len()
+        + device.as_deref().map_or(0, str::len)
+        + key_tenant.as_deref().map_or(0, str::len);
     let max_decompressed = config.onecollector_max_decompressed;
     let max_event = config.onecollector_max_event;
+    let byte_budget = state.events().byte_budget();
     let received_ms = state.clock().now_ms();
     // Inflating and parsing megabytes is CPU work: keep it off the async workers.
     let parsed = tokio::task::spawn_blocking(move || {
         let text = decode(encoding, raw, max_decompressed)?;
-        let (events, rejected) = match format {
-            BodyFormat::JsonStream => parse_lines(&text, max_event),
-            BodyFormat::Bond => {
-                let body = bond::decode_records(&text, max_event).map_err(DecodeError::Bond)?;
-                let events = body
-                    .records
-                    .into_iter()
-                    .map(|r| (r.event, r.size))
-                    .collect();
-                (events, body.rejected)
+        let max_cost = text
+            .len()
+            .saturating_mul(COST_MULTIPLE)
+            .max(COST_FLOOR)
+            .min(byte_budget);
+        let mut total = shared_cost;
+        let mut events = Vec::new();
+        // Each event is costed as soon as it is parsed, so a costly body stops at the line
+        // that passes the limit instead of being parsed whole first.
+        let mut admit = |event: Value| -> Result<(), DecodeError> {
+            let device_id = device
+                .clone()
+                .or_else(|| event_device(&event).map(Arc::from));
+            let tenant = event_tenant(&event)
+                .map(Arc::from)
+                .or_else(|| key_tenant.clone());
+            let name = event
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let own_device = if device.is_none() {
+                device_id.as_deref().map_or(0, str::len)
+            } else {
+                0
+            };
+            let mut cost = event_cost(&name, tenant.as_deref(), &event) + own_device;
+            if events.is_empty() {
+                cost += shared_cost;
             }
-        };
-        let events: Vec<NewEvent> = events
-            .into_iter()
-            .map(|(event, size)| NewEvent {
-                size,
+            total = total.saturating_add(cost);
+            if total > max_cost {
+                return Err(DecodeError::TooCostly(max_cost));
+            }
+            events.push(NewEvent {
+                cost,
                 received_ms,
-                device_id: device.clone().or_else(|| event_device(&event)),
-                tenant: event_tenant(&event).or_else(|| key_tenant.clone()),
-                name: event
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                device_id,
+                tenant,
+                name,
                 host: host.clone(),
                 event,
-            })
-            .collect();
+            });
+            Ok(())
+        };
+        let rejected = match format {
+            BodyFormat::JsonStream => parse_lines(&text, max_event, &mut admit)?,
+            BodyFormat::Bond => {
+                let body = bond::decode_records(&text, max_event).map_err(DecodeError::Bond)?;
+                for record in body.records {
+                    admit(record.event)?;
+                }
+                body.rejected
+            }
+        };
         Ok::<_, DecodeError>((events, rejected))
     })
     .await;
@@ -198,6 +273,18 @@ async fn ingest(AxumState(state): AxumState<State>, req: Request) -> Response {
                     "the body is not well-formed Bond CompactBinary: at byte {} (after \
                      decompression), in {}: {}",
                     e.offset, e.field, e.reason
+                ),
+            ));
+        }
+        Ok(Err(DecodeError::TooCostly(limit))) => {
+            state.events().count_body_too_costly();
+            return refuse_uncounted(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_costly",
+                format!(
+                    "the body's events would take more than {limit} bytes of memory once \
+                     parsed (at most {COST_MULTIPLE} times the body's decoded size, at least \
+                     {COST_FLOOR}, never more than the event store's budget)"
                 ),
             ));
         }
@@ -381,11 +468,15 @@ fn gunzip(input: &[u8], cap: usize) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
-/// Splits a JSON stream into accepted event objects and a count of rejected lines.
-fn parse_lines(text: &[u8], max_event: usize) -> (Vec<(Value, usize)>, u64) {
+/// Splits a JSON stream into event objects, handing each to `admit` as soon as it is parsed
+/// (which may stop the parse), and returns the count of rejected lines.
+fn parse_lines(
+    text: &[u8],
+    max_event: usize,
+    admit: &mut impl FnMut(Value) -> Result<(), DecodeError>,
+) -> Result<u64, DecodeError> {
     // A UTF-8 byte order mark is not JSON; tolerate one at the start.
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-    let mut events = Vec::new();
     let mut rejected = 0u64;
     for line in text.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -397,11 +488,11 @@ fn parse_lines(text: &[u8], max_event: usize) -> (Vec<(Value, usize)>, u64) {
             continue;
         }
         match serde_json::from_slice::<Value>(line) {
-            Ok(v @ Value::Object(_)) => events.push((v, line.len())),
+            Ok(v @ Value::Object(_)) => admit(v)?,
             _ => rejected += 1,
         }
     }
-    (events, rejected)
+    Ok(rejected)
 }
 
 /// The tenant of an event: its `iKey` (`o:<tenant>`, or an instrumentation key whose tenant is
@@ -519,8 +610,8 @@ mod tests {
         assert_eq!(events.len(), 6);
         assert_eq!(events[0].seq, 1);
         assert_eq!(events[0].name, "Sense.E0");
-        assert_eq!(events[0].host, HOST);
-        assert_eq!(events[5].host, SL_HOST);
+        assert_eq!(&*events[0].host, HOST);
+        assert_eq!(&*events[5].host, SL_HOST);
         assert_eq!(events[0].event["data"]["i"], 0);
         assert_eq!(stats(&app).accepted, 6);
     }
@@ -746,7 +837,10 @@ mod tests {
             .events()
             .query(&EventFilter::default())
             .into_iter()
-            .map(|e| (e.name, e.device_id, e.tenant))
+            .map(|e| {
+                let own = |v: Option<std::sync::Arc<str>>| v.as_deref().map(str::to_owned);
+                (e.name, own(e.device_id), own(e.tenant))
+            })
             .collect();
         let s = |v: &str| Some(v.to_owned());
         assert_eq!(
@@ -832,5 +926,108 @@ mod tests {
             super::inflate(&z, false, 1_000_000),
             Err(super::DecodeError::Bad(_))
         ));
+    }
+
+    /// A line of objects nested `depth` deep: ~6 bytes of text per level, each a whole B-tree
+    /// node (> 600 bytes) once parsed.
+    fn nested(depth: usize) -> String {
+        format!("{}{{}}{}", "{\"a\":".repeat(depth), "}".repeat(depth))
+    }
+
+    #[tokio::test]
+    async fn a_long_device_header_is_a_counted_400() {
+        let app = app();
+        let long = "d".repeat(super::MAX_DEVICE_ID + 1);
+        let a = post(
+            &app,
+            "/OneCollector/1.0",
+            &[CT, (super::DEVICE_HEADER, &long)],
+            b"{}\n".to_vec(),
+        )
+        .await;
+        assert_eq!(a.status, 400, "{}", a.text());
+        assert_eq!(a.json()["error"], "device_id_too_long");
+        let s = stats(&app);
+        assert_eq!((s.accepted, s.bodies_rejected, s.held), (0, 1, 0));
+        let ok = "d".repeat(super::MAX_DEVICE_ID);
+        let a = post(
+            &app,
+            "/OneCollector/1.0",
+            &[CT, (super::DEVICE_HEADER, &ok)],
+            b"{}\n".to_vec(),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.text());
+    }
+
+    #[tokio::test]
+    async fn events_share_the_device_and_host_of_their_body() {
+        let app = app();
+        let body = "{}\n".repeat(1_000);
+        let a = post(
+            &app,
+            "/OneCollector/1.0",
+            &[CT, (super::DEVICE_HEADER, "dev-shared")],
+            body.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(a.json(), json!({"acc": 1000, "rej": 0}));
+        let held = app.state().events().query(&EventFilter::default());
+        let (first, last) = (&held[0], &held[999]);
+        assert!(std::sync::Arc::ptr_eq(&first.host, &last.host));
+        assert!(std::sync::Arc::ptr_eq(
+            first.device_id.as_ref().unwrap(),
+            last.device_id.as_ref().unwrap()
+        ));
+        // The budget counts what the events cost parsed, not their 3 bytes of text each.
+        let s = stats(&app);
+        assert!(
+            s.bytes >= 1_000 * std::mem::size_of::<crate::store::events::StoredEvent>(),
+            "{s:?}"
+        );
+        assert!(s.bytes <= super::COST_MULTIPLE * body.len(), "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_costing_more_than_the_multiple_is_a_counted_413() {
+        let app = app();
+        let body = format!("{}\n", nested(50)).repeat(20);
+        let a = post(&app, "/OneCollector/1.0", &[CT], body.clone().into_bytes()).await;
+        assert_eq!(a.status, 413, "{}", a.text());
+        assert_eq!(a.json()["error"], "body_too_costly");
+        let s = stats(&app);
+        assert_eq!(
+            (s.accepted, s.held, s.bodies_rejected, s.bodies_too_costly),
+            (0, 0, 1, 1)
+        );
+        // The same events one per body (each under the floor) are accepted and counted.
+        let one = format!("{}\n", nested(50));
+        let a = post(&app, "/OneCollector/1.0", &[CT], one.into_bytes()).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        // Compressed, the multiple applies to the inflated size: still refused.
+        let a = post(
+            &app,
+            "/OneCollector/1.0",
+            &[CT, ("content-encoding", "deflate")],
+            zlib(body.as_bytes()),
+        )
+        .await;
+        assert_eq!(a.json()["error"], "body_too_costly");
+        assert_eq!(stats(&app).bodies_too_costly, 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_costing_more_than_the_whole_budget_is_refused() {
+        let app = app_with(ServiceConfig {
+            event_capacity_bytes: 20_000,
+            ..ServiceConfig::default()
+        });
+        let a = post(&app, "/OneCollector/1.0", &[CT], stream(200).into_bytes()).await;
+        assert_eq!(a.status, 413, "{}", a.text());
+        assert_eq!(a.json()["error"], "body_too_costly");
+        let a = post(&app, "/OneCollector/1.0", &[CT], stream(5).into_bytes()).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let s = stats(&app);
+        assert!(s.bytes <= 20_000 && s.held == 5, "{s:?}");
     }
 }

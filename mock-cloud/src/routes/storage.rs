@@ -24,7 +24,7 @@ use ring::hmac;
 
 use super::{DEVICE_HEADER, probe};
 use crate::State;
-use crate::store::blobs::StoredBlob;
+use crate::store::blobs::{Reservation, StoredBlob};
 
 /// The `sv` the lab's SAS tokens carry. It is not checked (any `sv` is accepted): it is there
 /// because Azure clients expect one.
@@ -351,10 +351,20 @@ async fn put_blob(
     if declared_length(headers).is_some_and(|n| n > cap) {
         return too_large();
     }
-    let content = match read_capped(body, cap, declared_length(headers)).await {
+    let busy = || {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServerBusy",
+            "The server is currently unable to receive requests: uploads in progress hold the \
+             lab's blob store capacity. Please retry your request.",
+        )
+    };
+    let mut reservation = state.blobs().reserve();
+    let content = match read_reserved(body, cap, declared_length(headers), &mut reservation).await {
         Ok(c) => c,
-        Err(ReadError::TooLarge) => return too_large(),
-        Err(ReadError::Broken(detail)) => {
+        Err(UploadError::NoRoom) => return busy(),
+        Err(UploadError::Read(ReadError::TooLarge)) => return too_large(),
+        Err(UploadError::Read(ReadError::Broken(detail))) => {
             tracing::debug!(%detail, "blob upload body broke off");
             return refuse(
                 StatusCode::BAD_REQUEST,
@@ -386,7 +396,7 @@ async fn put_blob(
             .map(str::to_owned),
     };
     // The store counts its own refusal (a blob larger than the whole store).
-    let Ok(stored) = state.blobs().put(stored, content) else {
+    let Ok(stored) = state.blobs().put_reserved(stored, content, reservation) else {
         return azure_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestBodyTooLarge",
@@ -529,6 +539,49 @@ pub(crate) async fn read_capped(
     Ok(buf.freeze())
 }
 
+/// Why an upload's body could not be read under its reservation.
+enum UploadError {
+    /// The reservation could not grow (counted by the store).
+    NoRoom,
+    /// See [`ReadError`].
+    Read(ReadError),
+}
+
+/// [`read_capped`] for a blob upload: every byte buffered (the buffer's capacity, which is what
+/// it costs) is first reserved against the blob store, so concurrent uploads cannot together
+/// pass the store's capacity; an honest `Content-Length` is reserved whole before reading.
+async fn read_reserved(
+    mut body: Body,
+    cap: u64,
+    hint: Option<u64>,
+    reservation: &mut Reservation<'_>,
+) -> Result<Bytes, UploadError> {
+    let initial = hint.unwrap_or(0).min(cap);
+    reservation
+        .grow_to(initial)
+        .map_err(|_| UploadError::NoRoom)?;
+    let mut buf = BytesMut::with_capacity(usize::try_from(initial).unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| UploadError::Read(ReadError::Broken(e.to_string())))?;
+        if let Ok(data) = frame.into_data() {
+            let need = buf.len() as u64 + data.len() as u64;
+            if need > cap {
+                return Err(UploadError::Read(ReadError::TooLarge));
+            }
+            if need > buf.capacity() as u64 {
+                // Grow by doubling (as the buffer would), reserved before it is allocated.
+                let target = need.max(2 * buf.capacity() as u64).min(cap);
+                reservation
+                    .grow_to(target)
+                    .map_err(|_| UploadError::NoRoom)?;
+                buf.reserve(usize::try_from(target).unwrap_or(usize::MAX) - buf.len());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn encode_component(s: &str) -> String {
     encode(s, false)
@@ -643,7 +696,11 @@ mod tests {
         );
         assert_eq!(meta.device_id.as_deref(), Some("dev-1"));
         let stats = app.state().blobs().stats();
-        assert_eq!((stats.stored, stats.bytes, stats.rejected), (1, 20, 0));
+        let metadata = crate::store::blobs::metadata_cost(&meta);
+        assert_eq!(
+            (stats.stored, stats.bytes, stats.rejected),
+            (1, 20 + metadata, 0)
+        );
     }
 
     #[tokio::test]
@@ -825,9 +882,23 @@ mod tests {
 
     #[tokio::test]
     async fn oversize_blobs_are_413_and_capacity_evicts_oldest() {
+        // Room for two 6-byte blobs named "two" and "three" with their metadata.
+        let metadata = |name: &str| {
+            crate::store::blobs::metadata_cost(&StoredBlob {
+                account: ACCOUNT.into(),
+                container: "c".into(),
+                name: name.into(),
+                size: 0,
+                md5_b64: BASE64.encode([0u8; 16]),
+                sha256_hex: "0".repeat(64),
+                uploaded_ms: 0,
+                device_id: None,
+            })
+        };
+        let capacity = 12 + metadata("two") + metadata("three");
         let app = app_with(ServiceConfig {
             blob_max_bytes: 8,
-            blob_capacity_bytes: 12,
+            blob_capacity_bytes: capacity,
             ..ServiceConfig::default()
         });
         let q = sas(&app, ACCOUNT, "c", "big", "cw");
@@ -860,7 +931,46 @@ mod tests {
             .collect();
         assert_eq!(names, ["two", "three"]);
         let s = app.state().blobs().stats();
-        assert_eq!((s.stored, s.bytes, s.evicted, s.rejected), (2, 12, 1, 2));
+        assert_eq!(
+            (s.stored, s.bytes, s.evicted, s.rejected),
+            (2, capacity, 1, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upload_without_room_in_flight_is_a_counted_503_server_busy() {
+        let app = app_with(ServiceConfig {
+            blob_capacity_bytes: 100_000,
+            ..ServiceConfig::default()
+        });
+        // Another upload in flight holds all but 10 bytes of the store.
+        let mut other = app.state().blobs().reserve();
+        other.grow_to(99_990).unwrap();
+        let q = sas(&app, ACCOUNT, "c", "b", "cw");
+        let a = put_blob(&app, HOST, &format!("/c/b?{q}"), &[BLOCK], &[7u8; 64]).await;
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error_code(&a), "ServerBusy");
+        // Streamed without a Content-Length: refused once its buffer outgrows the room.
+        let b = send(
+            &app,
+            Method::PUT,
+            HOST,
+            &format!("/c/b?{q}"),
+            &[BLOCK],
+            futures_stream(&[b"12345", b"6789", b"abcdefghijklmnop"]),
+        )
+        .await;
+        assert_eq!(error_code(&b), "ServerBusy");
+        let s = app.state().blobs().stats();
+        assert_eq!(
+            (s.stored, s.in_flight, s.refused_in_flight, s.rejected),
+            (0, 99_990, 2, 2)
+        );
+        // Once the other upload is gone, the same upload fits.
+        drop(other);
+        let c = put_blob(&app, HOST, &format!("/c/b?{q}"), &[BLOCK], &[7u8; 64]).await;
+        assert_eq!(c.status, StatusCode::CREATED);
+        assert_eq!(app.state().blobs().stats().in_flight, 0);
     }
 
     /// A body delivered in chunks, without a Content-Length.

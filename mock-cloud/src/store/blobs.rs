@@ -4,7 +4,14 @@
 //! not fit, the oldest whole blobs are evicted (and counted) until it does; a blob larger than
 //! the whole capacity is refused rather than emptying the store for nothing (the rules of
 //! [`Bounded`], weighed in bytes).
+//!
+//! A blob weighs its content plus its metadata ([`metadata_cost`]), so even empty blobs are
+//! paid for. An upload in progress holds a [`Reservation`] that grows with what it has buffered:
+//! blobs held plus bytes in flight never pass the capacity (the oldest blobs are evicted to make
+//! room for a reservation, counted), and an upload whose reservation cannot grow because other
+//! uploads in flight hold the rest is refused while it streams (counted in `refused_in_flight`).
 
+use std::mem::size_of;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -38,14 +45,31 @@ pub struct StoredBlob {
 pub struct BlobStats {
     /// Blobs held now.
     pub stored: usize,
-    /// Content bytes held now.
+    /// Bytes held now: content plus metadata ([`metadata_cost`]).
     pub bytes: u64,
+    /// Of `bytes`, those of metadata.
+    pub metadata_bytes: u64,
+    /// Bytes reserved now by uploads in progress.
+    pub in_flight: u64,
+    /// Uploads refused while streaming because uploads in flight held the rest of the capacity
+    /// (the upload route also counts them in `rejected`).
+    pub refused_in_flight: u64,
     /// Blobs evicted to make room (replacing a blob by the same name is not an eviction).
     pub evicted: u64,
     /// Uploads refused (authentication, permission, missing header, MD5 mismatch, too large).
     pub rejected: u64,
-    /// Most content bytes held at once.
+    /// Most bytes held at once (blobs held plus uploads in flight).
     pub capacity_bytes: u64,
+}
+
+/// What a blob's metadata costs held, in bytes: its entry and key slots, the map's bookkeeping
+/// (≈ 64 bytes), the key's three strings (held twice: key and record) and the record's digests
+/// and device id.
+pub fn metadata_cost(blob: &StoredBlob) -> u64 {
+    let names = blob.account.len() + blob.container.len() + blob.name.len();
+    let other =
+        blob.md5_b64.len() + blob.sha256_hex.len() + blob.device_id.as_ref().map_or(0, String::len);
+    (size_of::<Entry>() + size_of::<Key>() + 64 + 2 * names + other) as u64
 }
 
 /// Why [`BlobStore::put`] refused a blob.
@@ -64,14 +88,99 @@ type Key = (String, String, String);
 #[derive(Debug)]
 pub struct BlobStore {
     capacity_bytes: u64,
-    /// Weighed by content length; `refused` counts every refused upload.
-    inner: Mutex<Bounded<Key, Entry>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Weighed by content plus metadata; `refused` counts every refused upload.
+    map: Bounded<Key, Entry>,
+    metadata_bytes: u64,
+    in_flight: u64,
+    refused_in_flight: u64,
+}
+
+impl Inner {
+    /// Evicts the oldest blobs (counted) until blobs held, bytes in flight and `extra` more fit
+    /// `capacity` (or nothing is left to evict).
+    fn make_room(&mut self, capacity: u64, extra: u64) {
+        while self
+            .map
+            .weight()
+            .saturating_add(self.in_flight)
+            .saturating_add(extra)
+            > capacity
+        {
+            let Some(oldest) = self.map.oldest().cloned() else {
+                break;
+            };
+            if let Some(e) = self.map.evict(&oldest) {
+                self.metadata_bytes -= e.metadata;
+            }
+        }
+    }
+}
+
+/// Bytes an upload in progress holds against the store's capacity; released when dropped.
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    store: &'a BlobStore,
+    bytes: u64,
+}
+
+/// Why a [`Reservation`] could not grow: uploads in flight hold the rest of the capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{in_flight} bytes of uploads in flight leave no room for {wanted} more")]
+pub struct NoRoom {
+    /// Bytes the reservation wanted to add.
+    pub wanted: u64,
+    /// Bytes every upload in flight held then.
+    pub in_flight: u64,
+}
+
+impl Reservation<'_> {
+    /// Grows the reservation to `total` bytes, evicting the oldest blobs if needed. Refuses
+    /// (and counts in `refused_in_flight`) when the uploads in flight would pass the capacity.
+    pub fn grow_to(&mut self, total: u64) -> Result<(), NoRoom> {
+        if total <= self.bytes {
+            return Ok(());
+        }
+        let wanted = total - self.bytes;
+        let capacity = self.store.capacity_bytes;
+        let mut inner = self.store.lock();
+        if inner.in_flight.saturating_add(wanted) > capacity {
+            inner.refused_in_flight += 1;
+            return Err(NoRoom {
+                wanted,
+                in_flight: inner.in_flight,
+            });
+        }
+        inner.in_flight += wanted;
+        self.bytes = total;
+        inner.make_room(capacity, 0);
+        Ok(())
+    }
+
+    /// Bytes reserved.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.store.lock().in_flight -= self.bytes;
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Entry {
     blob: StoredBlob,
     content: Bytes,
+    /// [`metadata_cost`] of `blob`.
+    metadata: u64,
 }
 
 impl BlobStore {
@@ -79,7 +188,20 @@ impl BlobStore {
     pub fn new(capacity_bytes: u64) -> Self {
         Self {
             capacity_bytes,
-            inner: Mutex::new(Bounded::with_max_weight(capacity_bytes)),
+            inner: Mutex::new(Inner {
+                map: Bounded::with_max_weight(capacity_bytes),
+                metadata_bytes: 0,
+                in_flight: 0,
+                refused_in_flight: 0,
+            }),
+        }
+    }
+
+    /// An empty reservation for an upload about to stream; grow it as bytes arrive.
+    pub fn reserve(&self) -> Reservation<'_> {
+        Reservation {
+            store: self,
+            bytes: 0,
         }
     }
 
@@ -91,67 +213,110 @@ impl BlobStore {
     /// Stores `content` under `blob`'s account, container and name, replacing a blob of the
     /// same name and evicting the oldest blobs until it fits. `blob.size` is set from
     /// `content`. Refuses (and counts) a blob larger than the whole capacity.
-    pub fn put(&self, mut blob: StoredBlob, content: Bytes) -> Result<StoredBlob, BlobTooLarge> {
+    pub fn put(&self, blob: StoredBlob, content: Bytes) -> Result<StoredBlob, BlobTooLarge> {
+        self.put_reserved(blob, content, self.reserve())
+    }
+
+    /// [`put`](Self::put) for an upload that streamed under `reservation`: the reservation is
+    /// released in the same critical section as the blob is stored, so held plus in flight
+    /// never passes the capacity in between.
+    pub fn put_reserved(
+        &self,
+        mut blob: StoredBlob,
+        content: Bytes,
+        mut reservation: Reservation<'_>,
+    ) -> Result<StoredBlob, BlobTooLarge> {
         blob.size = content.len() as u64;
         let key = (
             blob.account.clone(),
             blob.container.clone(),
             blob.name.clone(),
         );
+        let metadata = metadata_cost(&blob);
+        let weight = blob.size + metadata;
         let entry = Entry {
             blob: blob.clone(),
             content,
+            metadata,
         };
-        self.lock()
-            .insert(key, entry, blob.size)
+        let mut inner = self.lock();
+        inner.in_flight -= std::mem::take(&mut reservation.bytes);
+        if weight > self.capacity_bytes {
+            inner.map.count_refused();
+            return Err(BlobTooLarge {
+                size: weight,
+                capacity: self.capacity_bytes,
+            });
+        }
+        // Replacing a blob is not an eviction.
+        if let Some(old) = inner.map.remove(&key) {
+            inner.metadata_bytes -= old.metadata;
+        }
+        inner.make_room(self.capacity_bytes, weight);
+        inner
+            .map
+            .insert(key, entry, weight)
             .map_err(|too| BlobTooLarge {
                 size: too.weight,
                 capacity: too.capacity,
             })?;
+        inner.metadata_bytes += metadata;
         Ok(blob)
     }
 
     /// Counts one refused upload.
     pub fn count_rejected(&self) {
-        self.lock().count_refused();
+        self.lock().map.count_refused();
     }
 
     /// Whether a blob exists (for the create-versus-write permission check).
     pub fn contains(&self, account: &str, container: &str, name: &str) -> bool {
         self.lock()
+            .map
             .contains(&(account.to_owned(), container.to_owned(), name.to_owned()))
     }
 
     /// A blob and its content.
     pub fn get(&self, account: &str, container: &str, name: &str) -> Option<(StoredBlob, Bytes)> {
         self.lock()
+            .map
             .get(&(account.to_owned(), container.to_owned(), name.to_owned()))
             .map(|e| (e.blob.clone(), e.content.clone()))
     }
 
     /// Every blob held, oldest first (without content).
     pub fn list(&self) -> Vec<StoredBlob> {
-        self.lock().iter().map(|(_, e)| e.blob.clone()).collect()
+        self.lock()
+            .map
+            .iter()
+            .map(|(_, e)| e.blob.clone())
+            .collect()
     }
 
     /// The counters.
     pub fn stats(&self) -> BlobStats {
         let inner = self.lock();
         BlobStats {
-            stored: inner.len(),
-            bytes: inner.weight(),
-            evicted: inner.evicted(),
-            rejected: inner.refused(),
+            stored: inner.map.len(),
+            bytes: inner.map.weight(),
+            metadata_bytes: inner.metadata_bytes,
+            in_flight: inner.in_flight,
+            refused_in_flight: inner.refused_in_flight,
+            evicted: inner.map.evicted(),
+            rejected: inner.map.refused(),
             capacity_bytes: self.capacity_bytes,
         }
     }
 
-    /// Forgets every blob and resets the counters.
+    /// Forgets every blob and resets the counters (uploads in flight keep their reservations).
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut inner = self.lock();
+        inner.map.clear();
+        inner.metadata_bytes = 0;
+        inner.refused_in_flight = 0;
     }
 
-    fn lock(&self) -> MutexGuard<'_, Bounded<Key, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere must not take the data plane down with it.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -174,9 +339,14 @@ mod tests {
         }
     }
 
+    /// The metadata cost of a one-letter blob of [`blob`].
+    fn m() -> u64 {
+        metadata_cost(&blob("a"))
+    }
+
     #[test]
     fn oldest_whole_blobs_are_evicted_and_counted() {
-        let store = BlobStore::new(10);
+        let store = BlobStore::new(10 + 2 * m());
         store.put(blob("a"), Bytes::from_static(b"1234")).unwrap();
         store.put(blob("b"), Bytes::from_static(b"1234")).unwrap();
         store.put(blob("c"), Bytes::from_static(b"12345")).unwrap();
@@ -186,10 +356,13 @@ mod tests {
             store.stats(),
             BlobStats {
                 stored: 2,
-                bytes: 9,
+                bytes: 9 + 2 * m(),
+                metadata_bytes: 2 * m(),
+                in_flight: 0,
+                refused_in_flight: 0,
                 evicted: 1,
                 rejected: 0,
-                capacity_bytes: 10
+                capacity_bytes: 10 + 2 * m()
             }
         );
         assert!(store.get("acct", "c", "a").is_none());
@@ -198,8 +371,27 @@ mod tests {
     }
 
     #[test]
+    fn empty_blobs_cost_their_metadata() {
+        let store = BlobStore::new(3 * m());
+        for name in ["a", "b", "c", "d", "e"] {
+            store.put(blob(name), Bytes::new()).unwrap();
+        }
+        let stats = store.stats();
+        assert!(m() > 100, "{}", m());
+        assert_eq!(
+            (
+                stats.stored,
+                stats.bytes,
+                stats.metadata_bytes,
+                stats.evicted
+            ),
+            (3, 3 * m(), 3 * m(), 2)
+        );
+    }
+
+    #[test]
     fn replacing_a_blob_is_not_an_eviction() {
-        let store = BlobStore::new(10);
+        let store = BlobStore::new(10 + m());
         store
             .put(blob("a"), Bytes::from_static(b"12345678"))
             .unwrap();
@@ -207,31 +399,64 @@ mod tests {
             .put(blob("a"), Bytes::from_static(b"123456789"))
             .unwrap();
         let stats = store.stats();
-        assert_eq!((stats.stored, stats.bytes, stats.evicted), (1, 9, 0));
+        assert_eq!((stats.stored, stats.bytes, stats.evicted), (1, 9 + m(), 0));
+        assert_eq!(stats.metadata_bytes, m());
     }
 
     #[test]
     fn a_blob_larger_than_the_store_is_refused_and_nothing_evicted() {
-        let store = BlobStore::new(4);
+        let store = BlobStore::new(4 + m());
         store.put(blob("a"), Bytes::from_static(b"12")).unwrap();
         let err = store
             .put(blob("big"), Bytes::from_static(b"12345"))
             .unwrap_err();
-        assert_eq!(err.size, 5);
+        assert_eq!(err.size, 5 + metadata_cost(&blob("big")));
         let stats = store.stats();
         assert_eq!((stats.stored, stats.evicted, stats.rejected), (1, 0, 1));
     }
 
     #[test]
+    fn reservations_in_flight_cannot_pass_the_capacity() {
+        let store = BlobStore::new(1000);
+        let mut first = store.reserve();
+        first.grow_to(600).unwrap();
+        let mut second = store.reserve();
+        let err = second.grow_to(500).unwrap_err();
+        assert_eq!((err.wanted, err.in_flight), (500, 600));
+        second.grow_to(400).unwrap();
+        assert_eq!(store.stats().in_flight, 1000);
+        drop(second);
+        let stats = store.stats();
+        assert_eq!((stats.in_flight, stats.refused_in_flight), (600, 1));
+        // Storing under a reservation releases it in the same step.
+        store
+            .put_reserved(blob("a"), Bytes::from(vec![0u8; 500]), first)
+            .unwrap();
+        let stats = store.stats();
+        assert_eq!((stats.in_flight, stats.bytes), (0, 500 + m()));
+    }
+
+    #[test]
+    fn a_reservation_evicts_old_blobs_to_make_room() {
+        let store = BlobStore::new(1000);
+        store.put(blob("a"), Bytes::from(vec![0u8; 500])).unwrap();
+        let mut upload = store.reserve();
+        upload.grow_to(600).unwrap();
+        let stats = store.stats();
+        assert_eq!((stats.stored, stats.evicted, stats.in_flight), (0, 1, 600));
+        assert!(stats.bytes + stats.in_flight <= stats.capacity_bytes);
+    }
+
+    #[test]
     fn clear_forgets_everything() {
-        let store = BlobStore::new(100);
+        let store = BlobStore::new(100 + m());
         store.put(blob("a"), Bytes::from_static(b"x")).unwrap();
         store.count_rejected();
         store.clear();
         assert_eq!(
             store.stats(),
             BlobStats {
-                capacity_bytes: 100,
+                capacity_bytes: 100 + m(),
                 ..BlobStats::default()
             }
         );

@@ -174,6 +174,21 @@ impl<K: Eq + Hash + Clone, V> Bounded<K, V> {
         Some(slot.value)
     }
 
+    /// Changes the weight of the entry under `key` (its value grew or shrank in place); the
+    /// store decides what to evict if the total now passes its budget. Whether `key` is held.
+    pub(crate) fn reweigh<Q>(&mut self, key: &Q, weight: u64) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some(slot) = self.entries.get_mut(key) else {
+            return false;
+        };
+        self.weight = self.weight - slot.weight + weight;
+        slot.weight = weight;
+        true
+    }
+
     /// Evicts `key`, chosen by the store's own rule, and counts it.
     pub(crate) fn evict<Q>(&mut self, key: &Q) -> Option<V>
     where

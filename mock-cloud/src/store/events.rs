@@ -5,9 +5,55 @@
 //! unsupported type) are counted too. Nothing is dropped without a counter moving.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::mem::size_of;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Bytes charged per JSON object entry on top of its key's and value's own heap: the key
+/// `String` and the `Value` slot, doubled because a B-tree node is only guaranteed half full.
+const OBJECT_ENTRY_COST: usize = 2 * (size_of::<String>() + size_of::<Value>());
+/// Bytes charged once per non-empty JSON object: its first B-tree node (11 slots of key and
+/// value, plus links), allocated whole even for one entry.
+const OBJECT_NODE_COST: usize = 11 * (size_of::<String>() + size_of::<Value>()) + 16;
+
+/// An estimate of the heap a parsed JSON value holds, beyond its own `Value` slot.
+///
+/// The formula (64-bit, `serde_json` without `preserve_order`, where a `Value` is 32 bytes):
+/// a string costs its capacity; an array its capacity × 32 plus its elements' heap; a non-empty
+/// object [`OBJECT_NODE_COST`] (≈ 632) plus, per entry, [`OBJECT_ENTRY_COST`] (112) and its
+/// key's capacity and value's heap; numbers, booleans and null cost nothing beyond their slot.
+/// It errs high (B-tree nodes are assumed half full), never low by more than allocator rounding.
+pub fn value_heap_cost(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => {
+            items.capacity() * size_of::<Value>() + items.iter().map(value_heap_cost).sum::<usize>()
+        }
+        Value::Object(map) if map.is_empty() => 0,
+        Value::Object(map) => {
+            OBJECT_NODE_COST
+                + map
+                    .iter()
+                    .map(|(k, v)| OBJECT_ENTRY_COST + k.capacity() + value_heap_cost(v))
+                    .sum::<usize>()
+        }
+    }
+}
+
+/// What one stored event costs the store, in bytes: its [`StoredEvent`] slot and its cost entry
+/// in the ring, its name, its tenant and the heap of its parsed value ([`value_heap_cost`]).
+/// The device id and host are shared by the events of a body (`Arc<str>`); their bytes are
+/// charged once per body, by the caller, to the body's first event.
+pub fn event_cost(name: &str, tenant: Option<&str>, event: &Value) -> usize {
+    size_of::<StoredEvent>()
+        + size_of::<usize>()
+        + name.len()
+        + tenant.map_or(0, |t| t.len() + 2 * size_of::<usize>())
+        + value_heap_cost(event)
+}
 
 /// One accepted event as the cloud keeps it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -17,13 +63,13 @@ pub struct StoredEvent {
     /// When the body carrying it was received, milliseconds since the Unix epoch.
     pub received_ms: u64,
     /// The device: the `Msadeviceticket` header, else the event's `ext.device.localId`.
-    pub device_id: Option<String>,
+    pub device_id: Option<Arc<str>>,
     /// The tenant: from the event's `iKey`, else from the API key header.
-    pub tenant: Option<String>,
+    pub tenant: Option<Arc<str>>,
     /// The event's `name`, or `""` when it has none.
     pub name: String,
-    /// The host the body was posted to.
-    pub host: String,
+    /// The host the body was posted to (shared by the events of one body).
+    pub host: Arc<str>,
     /// The event itself, as sent.
     pub event: serde_json::Value,
 }
@@ -31,18 +77,19 @@ pub struct StoredEvent {
 /// An event about to be stored (a [`StoredEvent`] before it gets its sequence number).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {
-    /// Bytes of the event as received (its JSON line), for the store's byte budget.
-    pub size: usize,
+    /// What the event costs in memory once stored ([`event_cost`], plus the body's shared
+    /// strings on its first event), charged against the store's byte budget.
+    pub cost: usize,
     /// See [`StoredEvent::received_ms`].
     pub received_ms: u64,
     /// See [`StoredEvent::device_id`].
-    pub device_id: Option<String>,
+    pub device_id: Option<Arc<str>>,
     /// See [`StoredEvent::tenant`].
-    pub tenant: Option<String>,
+    pub tenant: Option<Arc<str>>,
     /// See [`StoredEvent::name`].
     pub name: String,
     /// See [`StoredEvent::host`].
-    pub host: String,
+    pub host: Arc<str>,
     /// See [`StoredEvent::event`].
     pub event: serde_json::Value,
 }
@@ -88,9 +135,12 @@ pub struct EventStats {
     pub rejected: u64,
     /// Whole bodies refused (bad encoding, too large, unsupported type or encoding).
     pub bodies_rejected: u64,
+    /// Of `bodies_rejected`, those refused because their parsed events would cost more memory
+    /// than the per-request multiple of their wire size or the whole byte budget allows.
+    pub bodies_too_costly: u64,
     /// Accepted events evicted because the store was full (by count or by bytes).
     pub evicted: u64,
-    /// Bytes of the events held (as received).
+    /// Bytes the held events cost in memory (estimated, see [`event_cost`]).
     pub bytes: usize,
     /// The byte budget.
     pub byte_budget: usize,
@@ -119,6 +169,7 @@ struct Inner {
     accepted: u64,
     rejected: u64,
     bodies_rejected: u64,
+    bodies_too_costly: u64,
     evicted: u64,
 }
 
@@ -143,6 +194,7 @@ impl EventStore {
                 accepted: 0,
                 rejected: 0,
                 bodies_rejected: 0,
+                bodies_too_costly: 0,
                 evicted: 0,
             }),
         }
@@ -175,6 +227,19 @@ impl EventStore {
         self.lock().bodies_rejected += 1;
     }
 
+    /// Counts one body refused because its events would cost too much memory (also counted in
+    /// `bodies_rejected`).
+    pub fn count_body_too_costly(&self) {
+        let mut inner = self.lock();
+        inner.bodies_rejected += 1;
+        inner.bodies_too_costly += 1;
+    }
+
+    /// The byte budget of the store.
+    pub fn byte_budget(&self) -> usize {
+        self.byte_budget
+    }
+
     /// The events matching `filter`, oldest first (the newest `limit` when limited).
     pub fn query(&self, filter: &EventFilter) -> Vec<StoredEvent> {
         let inner = self.lock();
@@ -199,6 +264,7 @@ impl EventStore {
             accepted: inner.accepted,
             rejected: inner.rejected,
             bodies_rejected: inner.bodies_rejected,
+            bodies_too_costly: inner.bodies_too_costly,
             evicted: inner.evicted,
             held: inner.events.len(),
             capacity: self.capacity,
@@ -217,6 +283,7 @@ impl EventStore {
         inner.accepted = 0;
         inner.rejected = 0;
         inner.bodies_rejected = 0;
+        inner.bodies_too_costly = 0;
         inner.evicted = 0;
     }
 
@@ -224,19 +291,19 @@ impl EventStore {
         let seq = inner.next_seq;
         inner.next_seq += 1;
         inner.accepted += 1;
-        if self.capacity == 0 || e.size > self.byte_budget {
+        if self.capacity == 0 || e.cost > self.byte_budget {
             inner.evicted += 1;
             return seq;
         }
         while inner.events.len() >= self.capacity
-            || (!inner.events.is_empty() && inner.bytes + e.size > self.byte_budget)
+            || (!inner.events.is_empty() && inner.bytes + e.cost > self.byte_budget)
         {
             inner.events.pop_front();
             inner.bytes -= inner.sizes.pop_front().unwrap_or(0);
             inner.evicted += 1;
         }
-        inner.sizes.push_back(e.size);
-        inner.bytes += e.size;
+        inner.sizes.push_back(e.cost);
+        inner.bytes += e.cost;
         inner.events.push_back(StoredEvent {
             seq,
             received_ms: e.received_ms,
@@ -263,12 +330,12 @@ mod tests {
 
     fn event(device: &str, tenant: &str, name: &str) -> NewEvent {
         NewEvent {
-            size: 100,
+            cost: 100,
             received_ms: 1,
-            device_id: Some(device.to_owned()),
-            tenant: Some(tenant.to_owned()),
+            device_id: Some(device.into()),
+            tenant: Some(tenant.into()),
             name: name.to_owned(),
-            host: "us-v20.events.data.microsoft.com".to_owned(),
+            host: "us-v20.events.data.microsoft.com".into(),
             event: json!({"name": name}),
         }
     }
@@ -301,7 +368,7 @@ mod tests {
         let stats = store.stats();
         assert_eq!((stats.held, stats.bytes, stats.evicted), (2, 200, 3));
         let big = NewEvent {
-            size: 300,
+            cost: 300,
             ..event("d", "t", "huge")
         };
         store.push(big);
@@ -317,6 +384,26 @@ mod tests {
                 .iter()
                 .all(|e| e.name != "huge")
         );
+    }
+
+    #[test]
+    fn cost_counts_parsed_nodes_not_json_text() {
+        // `[0,0,…]`: 2 bytes of text per element, a 32-byte slot parsed.
+        let text = format!("{{\"a\":[{}0]}}", "0,".repeat(9_999));
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let cost = value_heap_cost(&value);
+        assert!(
+            cost >= 10_000 * size_of::<Value>(),
+            "{cost} for {} bytes",
+            text.len()
+        );
+        assert!(cost > 15 * text.len(), "{cost} vs {}", text.len());
+        // An empty object costs its slot only; a one-entry object a whole B-tree node.
+        assert_eq!(value_heap_cost(&json!({})), 0);
+        assert!(value_heap_cost(&json!({"k": 1})) >= OBJECT_NODE_COST);
+        assert_eq!(value_heap_cost(&json!("abc")), 3);
+        let empty = event_cost("", None, &json!({}));
+        assert!(empty >= size_of::<StoredEvent>(), "{empty}");
     }
 
     #[test]

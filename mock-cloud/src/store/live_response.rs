@@ -25,6 +25,35 @@ use tokio::time::Instant;
 /// How many sessions the store keeps by default.
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
+/// How many bytes of sessions the store keeps by default ([`session_cost`]).
+pub const DEFAULT_BYTE_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// What a session costs held, in bytes: its entry slot, the map's bookkeeping (≈ 64 bytes), its
+/// strings (ids twice: key and record), its commands and its results with their text.
+pub fn session_cost(s: &Session) -> u64 {
+    use std::mem::size_of;
+    let opt = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+    let commands: usize = s
+        .commands
+        .iter()
+        .map(|c| size_of::<LrCommand>() + c.path().len())
+        .sum();
+    let results: usize = s
+        .results
+        .iter()
+        .map(|r| size_of::<LrResult>() + opt(&r.output) + opt(&r.blob) + opt(&r.sha256))
+        .sum();
+    (size_of::<Entry>()
+        + 64
+        + 2 * s.id.len()
+        + s.device_id.len()
+        + s.command_id.len()
+        + opt(&s.reason)
+        + opt(&s.gateway_host)
+        + commands
+        + results) as u64
+}
+
 /// The blob container getfile uploads go to.
 pub const CONTAINER: &str = "liveresponse";
 
@@ -270,8 +299,13 @@ pub struct LrStats {
     pub capacity: usize,
     /// Sessions started since start (or the last clear).
     pub started: u64,
-    /// Sessions evicted because the store was full (closed/timed-out first, oldest first).
+    /// Sessions evicted because the store was full, by count or by bytes (closed/timed-out
+    /// first, oldest first).
     pub evicted: u64,
+    /// Bytes the held sessions cost ([`session_cost`]).
+    pub bytes: u64,
+    /// The byte budget.
+    pub byte_budget: u64,
     /// Held sessions pending.
     pub pending: usize,
     /// Held sessions connected.
@@ -295,6 +329,8 @@ pub struct LrStats {
 pub struct LiveResponse {
     timeout: Duration,
     capacity: usize,
+    /// Most bytes of sessions held ([`session_cost`]).
+    max_bytes: u64,
     /// The wall clock of the session timestamps (`*_ms`).
     clock: Clock,
     inner: Mutex<Inner>,
@@ -362,9 +398,20 @@ impl LiveResponse {
         Self {
             timeout,
             capacity: capacity.max(1),
+            max_bytes: DEFAULT_BYTE_BUDGET,
             clock: Clock::system(),
             inner: Mutex::new(Inner::new(capacity.max(1))),
         }
+    }
+
+    /// Keeps at most `bytes` of sessions ([`session_cost`]): the store evicts (closed and
+    /// timed-out first, then the oldest, counted) when a start or a result would pass it. A
+    /// single session is never evicted for its own growth, so one session alone may pass the
+    /// budget by its own results (each bounded by the CnC body cap).
+    #[must_use]
+    pub fn with_byte_budget(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
     }
 
     /// Reads session timestamps from `clock` instead of the system clock.
@@ -408,19 +455,25 @@ impl LiveResponse {
             delivered_ms: None,
             last_activity_ms: now_ms,
         };
+        let cost = session_cost(&session);
         let mut inner = self.lock();
-        if inner.sessions.len() >= self.capacity {
-            self.evict_one(&mut inner, now);
+        while inner.sessions.len() >= self.capacity
+            || inner.sessions.weight().saturating_add(cost) > self.max_bytes
+        {
+            if !self.evict_one(&mut inner, now, None) {
+                break;
+            }
         }
         inner.started += 1;
-        // Room was made above, so a count-only map neither evicts nor refuses here.
+        // Room was made above, so a map with no weight cap of its own neither evicts nor
+        // refuses here.
         let _ = inner.sessions.insert(
             session.id.clone(),
             Entry {
                 session: session.clone(),
                 last_activity: now,
             },
-            0,
+            cost,
         );
         let queue = inner.queues.entry(device_id.to_owned()).or_default();
         queue.commands.push_back(Queued {
@@ -465,6 +518,8 @@ impl LiveResponse {
             capacity: self.capacity,
             started: inner.started,
             evicted: inner.sessions.evicted(),
+            bytes: inner.sessions.weight(),
+            byte_budget: self.max_bytes,
             delivered: inner.delivered,
             dropped: inner.dropped,
             queued: inner.queues.values().map(|q| q.commands.len()).sum(),
@@ -686,7 +741,15 @@ impl LiveResponse {
             state,
             action,
         })?;
-        Ok(entry.session.clone())
+        let session = entry.session.clone();
+        // A result grows the session: weigh it again and make room among the others.
+        inner.sessions.reweigh(session_id, session_cost(&session));
+        while inner.sessions.weight() > self.max_bytes {
+            if !self.evict_one(&mut inner, now, Some(session_id)) {
+                break;
+            }
+        }
+        Ok(session)
     }
 
     fn drain(
@@ -744,13 +807,23 @@ impl LiveResponse {
 
     /// Evicts the oldest ended (closed or timed-out) session, else the oldest of all, with its
     /// queued command.
-    fn evict_one(&self, inner: &mut Inner, now: Instant) {
+    /// Evicts one session (the oldest ended one, else the oldest), never `spare`; whether one
+    /// was evicted.
+    fn evict_one(&self, inner: &mut Inner, now: Instant, spare: Option<&str>) -> bool {
         let ended = inner.sessions.find_map_mut(|id, entry| {
             refresh(entry, self.timeout, now);
-            (!entry.session.state.is_open()).then(|| id.clone())
+            (!entry.session.state.is_open() && Some(id.as_str()) != spare).then(|| id.clone())
         });
-        let Some(id) = ended.or_else(|| inner.sessions.oldest().cloned()) else {
-            return;
+        let oldest = || {
+            inner
+                .sessions
+                .iter()
+                .map(|(id, _)| id)
+                .find(|id| Some(id.as_str()) != spare)
+                .cloned()
+        };
+        let Some(id) = ended.or_else(oldest) else {
+            return false;
         };
         if let Some(entry) = inner.sessions.evict(&id) {
             let device = &entry.session.device_id;
@@ -763,6 +836,7 @@ impl LiveResponse {
                 }
             }
         }
+        true
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -926,6 +1000,51 @@ mod tests {
             serde_json::json!({"id": "c", "type": "live_response", "session": "s",
                 "actions_url": "https://h/senseir/v1/actions/s"})
         );
+    }
+
+    fn dir_cmd() -> LrCommand {
+        LrCommand::Dir {
+            path: r"C:\Temp".to_owned(),
+        }
+    }
+
+    #[test]
+    fn sessions_are_bounded_by_bytes_and_evictions_counted() {
+        let probe = LiveResponse::new(TIMEOUT).start("dev", vec![dir_cmd()], None);
+        let one = session_cost(&probe);
+        let lr = LiveResponse::new(TIMEOUT).with_byte_budget(3 * one);
+        let ids: Vec<String> = (0..5)
+            .map(|_| lr.start("dev", vec![dir_cmd()], None).id)
+            .collect();
+        let stats = lr.stats();
+        assert_eq!(
+            (stats.held, stats.evicted, stats.bytes, stats.byte_budget),
+            (3, 2, 3 * one, 3 * one)
+        );
+        assert!(lr.get(&ids[0]).is_none() && lr.get(&ids[4]).is_some());
+    }
+
+    #[test]
+    fn a_growing_session_evicts_others_not_itself() {
+        let lr = LiveResponse::new(TIMEOUT).with_byte_budget(20_000);
+        let old = lr.start("dev", vec![dir_cmd()], None);
+        let s = lr.start("dev", vec![dir_cmd()], None);
+        lr.connect(&s.id, "dev").unwrap();
+        let big = LrResult {
+            index: 0,
+            status: ResultStatus::Ok,
+            output: Some("x".repeat(19_000)),
+            blob: None,
+            sha256: None,
+            size: None,
+            received_ms: 0,
+        };
+        let after = lr.record_result(&s.id, "dev", big).unwrap();
+        let stats = lr.stats();
+        assert_eq!((stats.held, stats.evicted), (1, 1), "{stats:?}");
+        assert_eq!(stats.bytes, session_cost(&after));
+        assert!(stats.bytes > 19_000 && stats.bytes <= 20_000, "{stats:?}");
+        assert!(lr.get(&old.id).is_none() && lr.get(&s.id).is_some());
     }
 
     #[test]

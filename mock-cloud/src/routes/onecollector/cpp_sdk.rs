@@ -200,7 +200,7 @@ async fn a_batch_of_fifty_and_two_tenants_arrive_whole() {
                 ..EventFilter::default()
             })
             .into_iter()
-            .map(|e| e.tenant.clone())
+            .map(|e| e.tenant.as_deref().map(str::to_owned))
             .collect()
     };
     assert_eq!(
