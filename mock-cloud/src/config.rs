@@ -119,8 +119,8 @@ impl ServiceConfig {
     /// (`blob_max_bytes` is lowered to the blob share if it was larger). What the stores hold
     /// then stays within `bytes`, by their own estimates of what they cost; requests being
     /// processed add their bounded transient memory (a 1DS body at most 64 × its decoded size;
-    /// an upload only within the blob share, reserved as it streams). A `--memory-budget` flag
-    /// on `mdelab up` would set this.
+    /// an upload only within the blob share, reserved as it streams). `mdelab up
+    /// --memory-budget` sets this.
     #[must_use]
     pub fn with_memory_budget(mut self, bytes: u64) -> Self {
         let share = |n: u64| bytes / 64 * n;

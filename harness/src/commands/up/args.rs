@@ -66,10 +66,55 @@ pub struct UpArgs {
     /// Longest a CnC long poll is held, in seconds.
     #[arg(long, default_value_t = 30)]
     pub cnc_max_hold: u64,
+    /// Memory the lab's stores may hold in all (events, journal, blobs, Live Response, split by
+    /// documented shares; see PROTOCOL.md): bytes, or with a KiB/MiB/GiB suffix.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub memory_budget: u64,
     /// Key algorithm of the lab PKI.
     #[arg(long, default_value = "ecdsa-p256")]
     pub key_algorithm: KeyAlgorithm,
     /// Common name of the inspection CA.
     #[arg(long, default_value = mdelab_certs::pki::DEFAULT_INSPECTION_CA_NAME)]
     pub inspection_ca_name: String,
+}
+
+/// A size in bytes: a whole number, optionally followed by `KiB`, `MiB` or `GiB`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 1GiB, 512MiB, 800000000)"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (KiB, MiB or GiB)")),
+    };
+    let bytes = n
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes < 16 << 20 {
+        return Err(format!("{text:?} is below the 16MiB the lab needs to run"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes_and_refuse_nonsense() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("800000000"), Ok(800_000_000));
+        assert!(parse_size("1GB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("1KiB").is_err(), "too small to run");
+    }
 }

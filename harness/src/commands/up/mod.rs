@@ -29,6 +29,7 @@ impl UpArgs {
             cnc_max_hold: std::time::Duration::from_secs(self.cnc_max_hold),
             ..defaults
         }
+        .with_memory_budget(self.memory_budget)
     }
 
     /// Refuses a non-loopback `--bind` without `--allow-remote`.
