@@ -60,6 +60,11 @@ pub enum Command {
     Endpoints(EndpointsArgs),
 }
 
+/// Parses the process's command line.
+pub fn parse() -> Result<Cli, clap::Error> {
+    Cli::try_parse()
+}
+
 /// A hint for a command-line error the user may not see the cause of: `--lab` taken from
 /// `MDELAB_MANIFEST` conflicting with options of a lab started here (`certify --bind …`).
 pub fn parse_hint(err: &clap::Error) -> Option<String> {

@@ -3,10 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 fn main() -> ExitCode {
-    let cli = match mdelab::cli::Cli::try_parse() {
+    let cli = match mdelab::cli::parse() {
         Ok(cli) => cli,
         Err(err) => {
             let Some(hint) = mdelab::cli::parse_hint(&err) else {

@@ -3,11 +3,14 @@
 //! renders, and has `execute(args)`: run, print, and say whether every outcome was as expected
 //! (the exit status [`crate::cli::run`] hands back).
 //!
+//! `args.rs` beside the folders is clap's spelling of the report formats several commands share.
+//!
 //! `certify`, `analyze` and `scenario` are larger and split further: their checks or analysis,
 //! their model and (for `scenario`) the named scenarios, the rig and the runner each have a
 //! file of their own; their renderings are in [`crate::report`].
 
 pub mod analyze;
+mod args;
 pub mod certify;
 pub mod demo;
 pub mod endpoints;

@@ -22,8 +22,8 @@ use serde::Serialize;
 
 use mdelab_sensor::{Outcome, Verdict};
 
-/// Output format of a report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+/// Output format of a report (its command-line spelling is in `commands::args`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
     /// Aligned text for a terminal.
     #[default]
@@ -37,7 +37,7 @@ pub enum Format {
 }
 
 /// Output format of a listing (`mdelab endpoints`, `mdelab scenario list`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ListFormat {
     /// Aligned text.
     #[default]
