@@ -7,6 +7,10 @@
 /// `mock-cloud/PROTOCOL.md` (the real value is an opaque ticket; the lab takes a device id).
 pub const DEVICE_HEADER: &str = "msadeviceticket";
 
+/// The longest device id the cloud accepts in [`DEVICE_HEADER`] (the lab's choice: the real
+/// ticket is opaque); the CnC and 1DS routes refuse longer ones, the journal keeps no more.
+pub const MAX_DEVICE_ID: usize = 256;
+
 /// The 1DS tenant (ingestion) key header: the batch's tenant tokens, comma-separated. Source:
 /// `lib/http/HttpRequestEncoder.cpp` of microsoft/cpp_client_telemetry, which sends `APIKey`
 /// (header names are case-insensitive).

@@ -17,8 +17,7 @@ use crate::store::live_response::LrCommand;
 
 /// Most commands one Live Response session may carry.
 const MAX_COMMANDS: usize = 64;
-/// Longest device id accepted.
-const MAX_DEVICE_ID: usize = 256;
+use mdelab_catalog::protocol::MAX_DEVICE_ID;
 
 /// The store routes (the caller protects them with the admin token).
 pub(crate) fn routes() -> Router<Admin> {

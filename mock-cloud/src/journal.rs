@@ -29,7 +29,7 @@ pub const MAX_PATH: usize = 2048;
 /// Longest host and TLS server name kept (a DNS name is at most 253 bytes).
 pub const MAX_HOST: usize = 255;
 /// Longest device id kept (the CnC and 1DS routes accept no longer).
-pub const MAX_DEVICE: usize = 256;
+pub use mdelab_catalog::protocol::MAX_DEVICE_ID as MAX_DEVICE;
 /// Longest method kept.
 pub const MAX_METHOD: usize = 32;
 /// The journal's byte budget until [`Journal::set_byte_budget`] says otherwise.

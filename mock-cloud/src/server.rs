@@ -454,11 +454,12 @@ mod tests {
         spawn(listeners, config, token).unwrap()
     }
 
-    fn admin_for(
+    /// The admin API (token `t`) over `state`, on an ephemeral loopback port.
+    async fn admin_for(
         state: &crate::State,
         token: &CancellationToken,
-        listener: TcpListener,
     ) -> crate::admin::AdminRunning {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         crate::admin::spawn(
             listener,
             state.clone(),
@@ -571,11 +572,7 @@ mod tests {
         };
         let cloud = cloud_with(&token, limits).await;
         // The admin API reads a fault rule's body in full (the probe answers never read one).
-        let admin = admin_for(
-            cloud.state(),
-            &token,
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        );
+        let admin = admin_for(cloud.state(), &token).await;
         let mut slow = tokio::net::TcpStream::connect(admin.addr()).await.unwrap();
         slow.write_all(
             b"POST /_lab/faults HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
@@ -596,11 +593,7 @@ mod tests {
             ..ConnectionLimits::default()
         };
         let cloud = cloud_with(&token, limits).await;
-        let admin = admin_for(
-            cloud.state(),
-            &token,
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        );
+        let admin = admin_for(cloud.state(), &token).await;
         let mut half = tokio::net::TcpStream::connect(admin.addr()).await.unwrap();
         half.write_all(b"GET /_lab/health HTTP/1.1\r\nHost: 127")
             .await
@@ -652,11 +645,7 @@ mod tests {
     async fn the_admin_api_answers_only_loopback_hosts() {
         let token = CancellationToken::new();
         let cloud = cloud_on_loopback(&token).await;
-        let admin = admin_for(
-            cloud.state(),
-            &token,
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        );
+        let admin = admin_for(cloud.state(), &token).await;
         let addr = admin.addr();
         for good in [
             format!("127.0.0.1:{}", addr.port()),

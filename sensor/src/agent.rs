@@ -364,6 +364,8 @@ struct Shared {
     sessions: TaskTracker,
     /// What the collector's answers said: kills, `Retry-After`, the clock delta.
     kill_switch: Mutex<KillSwitch>,
+    /// The tenant token this device uploads with (what kill-tokens name).
+    tenant_token: String,
 }
 
 impl Shared {
@@ -391,6 +393,7 @@ pub struct Agent {
 impl Agent {
     /// Starts the upload and CnC loops; they stop when `parent` is cancelled or on [`Agent::stop`].
     pub fn start(config: AgentConfig, parent: &CancellationToken) -> Self {
+        let tenant_token = wire::tenant_token(&config.onboarding.org_id);
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             config,
@@ -400,6 +403,7 @@ impl Agent {
             changed,
             upload_now: Notify::new(),
             sessions: TaskTracker::new(),
+            tenant_token,
             kill_switch: Mutex::new(KillSwitch::new()),
         });
         let token = parent.child_token();
@@ -443,13 +447,12 @@ impl Agent {
             "data": data,
         });
         // A killed tenant's new events are dropped, not cached (`isTokenBlocked` when storing).
-        let token = wire::tenant_token(&config.onboarding.org_id);
         let killed = self
             .shared
             .kill_switch
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .killed_until(&token, Instant::now())
+            .killed_until(&self.shared.tenant_token, Instant::now())
             .is_some();
         if killed {
             self.shared.update(|s| {
@@ -530,7 +533,7 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
     let config = &shared.config;
     let (origin, path) = config.onboarding.collector();
     let tenant = config.onboarding.org_id.clone();
-    let tenant_token = wire::tenant_token(&tenant);
+    let tenant_token = &shared.tenant_token;
     let mut attempt = 0u32;
     loop {
         tokio::select! {
@@ -545,7 +548,7 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 let now = Instant::now();
-                (ks.blocked_until(now), ks.killed_until(&tenant_token, now))
+                (ks.blocked_until(now), ks.killed_until(tenant_token, now))
             };
             if killed.is_some() {
                 drop_cached(&shared, usize::MAX);
@@ -593,7 +596,7 @@ async fn upload_loop(shared: Arc<Shared>, token: CancellationToken) {
                     .kill_switch
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .handle(&response.headers, &tenant_token, Instant::now());
+                    .handle(&response.headers, tenant_token, Instant::now());
                 if directive.drop_batch {
                     // Dropped first, then counted: whoever sees `killed` also sees the drop.
                     drop_cached(&shared, batch.len());

@@ -88,16 +88,9 @@ async fn journal_records_each_request_with_its_device_and_filters_and_clears() {
     let origin = Origin::https("winatp-gw-cus.microsoft.com", true);
     let request = HttpRequest::new(http::Method::GET, "/test")
         .header(http::HeaderName::from_static(DEVICE_HEADER), "dev-journal");
-    let response = sensor::send(
-        &origin,
-        ClientKind::Sensor,
-        &Route::Direct,
-        &lab.device_trust(false),
-        &lab.network(),
-        &request,
-    )
-    .await
-    .unwrap();
+    let response = mdelab_tests::send_direct(&lab, &origin, &request)
+        .await
+        .unwrap();
     assert_eq!(response.status, 200);
     let (addr, token) = (lab.admin_addr(), Some(lab.admin_token()));
     let (_, body) = admin(addr, token, "GET", "/_lab/journal?device=dev-journal", None);

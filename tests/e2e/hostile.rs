@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mdelab::admin_client::AdminClient;
 use mdelab::lab::{Lab, LabOptions};
 use mdelab_mock_cloud::{ConnectionLimits, ServiceConfig};
-use mdelab_sensor::{self as sensor, ClientKind, HttpRequest, Origin, Route};
+use mdelab_sensor::{HttpRequest, Origin};
 use mdelab_tests::{UpProcess, tool};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -28,17 +28,9 @@ async fn lab_with(limits: ConnectionLimits) -> Lab {
 async fn probe(lab: &Lab) -> u16 {
     let origin = Origin::https("winatp-gw-cus.microsoft.com", true);
     let request = HttpRequest::new(http::Method::GET, "/test");
-    sensor::send(
-        &origin,
-        ClientKind::Sensor,
-        &Route::Direct,
-        &lab.device_trust(false),
-        &lab.network(),
-        &request,
-    )
-    .await
-    .map(|r| r.status)
-    .unwrap_or(0)
+    mdelab_tests::send_direct(lab, &origin, &request)
+        .await
+        .map_or(0, |r| r.status)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,26 +148,28 @@ async fn admin_client_against_a_silent_port_fails_within_its_deadline() {
 #[test]
 fn a_second_sigterm_makes_up_exit_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = UpProcess::start(dir.path(), &[]);
+    let mut up = UpProcess::start_watching_stderr(dir.path(), &[]);
     let admin = up.manifest.admin.expect("an admin address");
     // A half-sent head keeps the first shutdown busy until its 5 s deadline.
     let mut half = std::net::TcpStream::connect(admin).unwrap();
     std::io::Write::write_all(&mut half, b"GET /_lab/health HTTP/1.1\r\nHost: 127").unwrap();
     let pid = up.pid().to_string();
-    let started = Instant::now();
-    // Signal until it exits (a second signal arriving together with the first may be
-    // coalesced, so keep signalling); bounded by the assertion below.
-    let status = loop {
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        if let Some(status) = up.try_wait() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "mdelab up still running 3 s after repeated SIGTERMs"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let term = || {
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
     };
+    term();
+    // The first signal is taken once `up` says it is stopping; then the second one counts.
+    assert!(
+        up.stderr_line(Duration::from_secs(3), |l| l.contains("stopping"))
+            .is_some(),
+        "mdelab up did not start stopping on SIGTERM"
+    );
+    let started = Instant::now();
+    term();
+    let status = up
+        .wait_exit(Duration::from_secs(3))
+        .expect("mdelab up exits at once on a second SIGTERM, not after its 5 s deadline");
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(
         !status.success(),

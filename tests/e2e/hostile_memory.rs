@@ -6,7 +6,7 @@ use mdelab_catalog::protocol::DEVICE_HEADER;
 use mdelab_mock_cloud::ServiceConfig;
 use mdelab_mock_cloud::journal::{MAX_DEVICE, MAX_PATH};
 use mdelab_mock_cloud::routes::onecollector::COST_MULTIPLE;
-use mdelab_sensor::{self as sensor, ClientKind, HttpRequest, Origin, Route};
+use mdelab_sensor::{HttpRequest, Origin};
 use mdelab_tests::tool;
 
 const COLLECTOR: &str = "us-v20.events.data.microsoft.com";
@@ -28,20 +28,10 @@ async fn send(
         );
     }
     request.max_response = 1024 * 1024;
-    let response = sensor::send(
-        &origin,
-        ClientKind::Sensor,
-        &Route::Direct,
-        &lab.device_trust(false),
-        &lab.network(),
-        &request,
-    )
-    .await
-    .expect("the cloud answers");
-    (
-        response.status,
-        serde_json::from_slice(&response.body).unwrap_or_default(),
-    )
+    let response = mdelab_tests::send_direct(lab, &origin, &request)
+        .await
+        .expect("the cloud answers");
+    mdelab_tests::status_and_json(&response)
 }
 
 async fn post_1ds(lab: &Lab, device: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
@@ -234,25 +224,24 @@ async fn concurrent_uploads_past_the_store_are_refused_while_in_flight() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Upload B would pass the store with A in flight: refused while A streams.
-    let b_url = url("b");
-    let b_path = b_url.split_once(".net").unwrap().1;
-    let origin = Origin::https(&format!("{ACCOUNT}.blob.core.windows.net"), false);
-    let mut request = HttpRequest::new(http::Method::PUT, b_path)
-        .header(http::HeaderName::from_static("x-ms-blob-type"), "BlockBlob")
-        .body(vec![b'b'; 200 * 1024]);
-    request.max_response = 64 * 1024;
-    let b = sensor::send(
-        &origin,
-        ClientKind::Sensor,
-        &Route::Direct,
-        &lab.device_trust(false),
-        &lab.network(),
-        &request,
-    )
-    .await
-    .expect("the store answers");
-    let text = String::from_utf8_lossy(&b.body);
-    assert_eq!(b.status, 503, "{text}");
+    // curl, like A: it reads an early final answer while it is still sending (the store
+    // answers before reading a body it refuses).
+    let body_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(body_file.path(), vec![b'b'; 200 * 1024]).unwrap();
+    let b = tool("curl", "curl")
+        .args(["-sS", "--http1.1", "--max-time", "20", "-X", "PUT"])
+        .args(["-H", "x-ms-blob-type: BlockBlob", "-w", "\n%{http_code}"])
+        .arg("--data-binary")
+        .arg(format!("@{}", body_file.path().display()))
+        .arg("--cacert")
+        .arg(&manifest.trust_bundle)
+        .args(["--connect-to", &format!("::{}", manifest.https)])
+        .arg(url("b"))
+        .output()
+        .expect("curl runs");
+    let out = String::from_utf8_lossy(&b.stdout).into_owned();
+    let (text, status) = out.rsplit_once('\n').unwrap_or(("", &out));
+    assert_eq!(status, "503", "{out}");
     assert!(text.contains("<Code>ServerBusy</Code>"), "{text}");
     let stats = lab.cloud().blobs().stats();
     assert!(stats.bytes + stats.in_flight <= CAPACITY, "{stats:?}");

@@ -11,7 +11,7 @@ use mdelab_mock_cloud::faults::{FaultAction, FaultRule};
 use mdelab_mock_cloud::store::events::EventFilter;
 use mdelab_mock_cloud::store::live_response::LrCommand;
 use mdelab_sensor::agent::{Agent, AgentConfig, Onboarding};
-use mdelab_sensor::{self as sensor, ClientKind, HttpRequest, Origin, ProxyRoute, Route, Verdict};
+use mdelab_sensor::{HttpRequest, Origin, ProxyRoute, Route, Verdict};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -281,20 +281,10 @@ async fn post_1ds(lab: &Lab, encoding: Option<&str>, body: Vec<u8>) -> (u16, ser
         request = request.header(http::header::CONTENT_ENCODING, encoding);
     }
     request.max_response = 1024 * 1024;
-    let response = sensor::send(
-        &origin,
-        ClientKind::Sensor,
-        &Route::Direct,
-        &lab.device_trust(false),
-        &lab.network(),
-        &request,
-    )
-    .await
-    .expect("the collector answers");
-    (
-        response.status,
-        serde_json::from_slice(&response.body).unwrap_or_default(),
-    )
+    let response = mdelab_tests::send_direct(lab, &origin, &request)
+        .await
+        .expect("the collector answers");
+    mdelab_tests::status_and_json(&response)
 }
 
 #[tokio::test(flavor = "multi_thread")]

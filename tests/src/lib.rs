@@ -28,6 +28,32 @@ pub fn fault_rule(
     }
 }
 
+/// The emulated sensor sends `request` to `origin` directly, trusting what the lab's device
+/// trusts (not the inspection CA): the one exchange most end-to-end tests start from.
+pub async fn send_direct(
+    lab: &Lab,
+    origin: &mdelab_sensor::Origin,
+    request: &mdelab_sensor::HttpRequest,
+) -> Result<mdelab_sensor::HttpResponse, mdelab_sensor::Outcome> {
+    mdelab_sensor::send(
+        origin,
+        mdelab_sensor::ClientKind::Sensor,
+        &mdelab_sensor::Route::Direct,
+        &lab.device_trust(false),
+        &lab.network(),
+        request,
+    )
+    .await
+}
+
+/// A response's status and its body as JSON (`null` when it is not JSON).
+pub fn status_and_json(response: &mdelab_sensor::HttpResponse) -> (u16, serde_json::Value) {
+    (
+        response.status,
+        serde_json::from_slice(&response.body).unwrap_or_default(),
+    )
+}
+
 /// Starts a lab with every port ephemeral on 127.0.0.1.
 pub async fn start_lab() -> Lab {
     Lab::start(&LabOptions::default())
@@ -129,6 +155,9 @@ pub fn standard_port_lab(dir: &Path, ip: &str) -> UpProcess {
 /// A running `mdelab up` process; killed on drop if still running.
 pub struct UpProcess {
     child: Child,
+    /// Its stderr, line by line, when started by [`UpProcess::start_watching_stderr`]; the
+    /// channel closes when the process closes its stderr, i.e. when it exits.
+    stderr: Option<std::sync::mpsc::Receiver<String>>,
     /// The manifest it wrote.
     pub manifest: Manifest,
     /// Where it wrote it.
@@ -147,6 +176,21 @@ impl UpProcess {
     /// [`UpProcess::start`] with these environment variables set (and no other
     /// `SSLKEYLOGFILE` than one among them).
     pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        Self::spawn(dir, extra, env, false)
+    }
+
+    /// [`UpProcess::start`], with its stderr read line by line ([`UpProcess::stderr_line`],
+    /// [`UpProcess::wait_exit`]) and echoed to the test's own stderr.
+    pub fn start_watching_stderr(dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn(dir, extra, &[], true)
+    }
+
+    fn spawn(
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        watch_stderr: bool,
+    ) -> Self {
         let manifest_path = dir.join("manifest.json");
         let mut child = Command::new(mdelab_bin())
             .env_remove("SSLKEYLOGFILE")
@@ -156,18 +200,77 @@ impl UpProcess {
             .arg(&manifest_path)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if watch_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("mdelab up starts");
+        let stderr = child.stderr.take().map(|err| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        });
         let stdout = child.stdout.take().expect("piped stdout");
         let summary = read_until(stdout, "mdelab up", |line| line.starts_with("Stop with"));
         let manifest =
             Manifest::read(&manifest_path).expect("manifest written before the ready line");
         Self {
             child,
+            stderr,
             manifest,
             manifest_path,
             summary,
+        }
+    }
+
+    /// Waits up to `limit` for a stderr line that `pred` accepts (needs
+    /// [`UpProcess::start_watching_stderr`]); `None` if none came or the process exited first.
+    pub fn stderr_line(
+        &self,
+        limit: std::time::Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let rx = self
+            .stderr
+            .as_ref()
+            .expect("started with start_watching_stderr");
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit (its stderr closing says so; needs
+    /// [`UpProcess::start_watching_stderr`]) and returns its status, `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let rx = self
+            .stderr
+            .as_ref()
+            .expect("started with start_watching_stderr");
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match rx.recv_timeout(left) {
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Some(self.child.wait().expect("wait works"));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return None,
+            }
         }
     }
 

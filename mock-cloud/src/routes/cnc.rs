@@ -31,8 +31,7 @@ use mdelab_catalog::{GatewayHost, Scheme};
 pub const MAX_POLL_BODY: usize = 64 * 1024;
 /// Largest Live Response action body.
 pub const MAX_ACTION_BODY: usize = 1024 * 1024;
-/// Longest device id accepted in `Msadeviceticket`.
-pub const MAX_DEVICE_ID: usize = 256;
+pub use mdelab_catalog::protocol::MAX_DEVICE_ID;
 /// Longest close reason kept (longer ones are cut), so sessions stay small.
 const MAX_REASON: usize = 1024;
 
